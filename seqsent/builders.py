@@ -1,0 +1,46 @@
+"""Build Lightning objects from Hydra config groups (callbacks, loggers, trainer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from seqsent.utils import flatten
+
+HPARAM_METRICS = {"val/acc_best": 0.0, "test/acc": 0.0, "time/train_seconds": 0.0}
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry with a `_target_` in a config group (callbacks, loggers)."""
+    if not group:
+        return []
+    return [instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node]
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:
+    """The Trainer from `cfg.trainer` plus callbacks and loggers (no logger: `logger=False`)."""
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def log_hparams(loggers: list[Logger], cfg: DictConfig) -> None:
+    """Log the whole resolved config once, with the metrics the HPARAMS tab compares runs on."""
+    params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    params = {k: v for k, v in params.items() if not k.endswith("_target_") and not k.startswith("callbacks/")}
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, metrics=HPARAM_METRICS)
+        else:
+            logger.log_hyperparams(params)
+
+
+def tensorboard_dir(loggers: list[Logger]) -> Path | None:
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return Path(logger.log_dir)
+    return None

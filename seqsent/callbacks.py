@@ -1,0 +1,96 @@
+"""Callbacks: a progress bar that stays readable in log files, and an epoch timer."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ProgressBar, RichProgressBar
+
+
+def progress_bar(lines_per_epoch: int = 10) -> ProgressBar:
+    """Rich's live bar on a terminal; plain log lines when output goes to a file (SLURM, nohup)."""
+    if sys.stdout.isatty():
+        return RichProgressBar()
+    return LineProgressBar(lines_per_epoch)
+
+
+class LineProgressBar(ProgressBar):
+    """Prints `lines_per_epoch` short lines per training epoch and one line per validation."""
+
+    def __init__(self, lines_per_epoch: int = 10):
+        super().__init__()
+        self.lines_per_epoch = max(1, lines_per_epoch)
+        self._enabled = True
+        self._start = 0.0
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def _print(self, trainer: L.Trainer, text: str) -> None:
+        if self._enabled and trainer.is_global_zero:
+            print(text, flush=True)
+
+    def _metrics(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str) -> str:
+        items = self.get_metrics(trainer, pl_module)
+        return " ".join(f"{k}={v:.4f}" for k, v in items.items() if k.startswith(prefix) and isinstance(v, float))
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        total = self.total_train_batches
+        step = batch_idx + 1
+        every = max(1, int(total // self.lines_per_epoch)) if total != float("inf") else 100
+        if step % every and step != total:
+            return
+        elapsed = time.perf_counter() - self._start
+        eta = elapsed / step * (total - step) if total != float("inf") else float("nan")
+        epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
+        self._print(
+            trainer,
+            f"epoch {trainer.current_epoch + 1}/{epochs} step {step}/{total} "
+            f"{self._metrics(trainer, pl_module, 'train/loss')} {elapsed:.0f}s elapsed, eta {eta:.0f}s",
+        )
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._print(trainer, f"epoch {trainer.current_epoch + 1} validation: {self._metrics(trainer, pl_module, 'val/')}")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        self._print(trainer, "test: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+
+
+class EpochTimer(Callback):
+    """Wall seconds of each training epoch (validation excluded), logged as `time/epoch_seconds`."""
+
+    def __init__(self) -> None:
+        self.epoch_seconds: list[float] = []
+        self._start = 0.0
+        self._end: float | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+        self._end: float | None = None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and self._start:
+            self._end = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seconds = (self._end or time.perf_counter()) - self._start
+        self.epoch_seconds.append(seconds)
+        pl_module.log("time/epoch_seconds", seconds)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch_seconds": list(self.epoch_seconds)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epoch_seconds = list(state_dict.get("epoch_seconds", []))

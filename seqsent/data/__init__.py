@@ -1,0 +1,15 @@
+"""Data: IMDB loading, tokenization, caching and batching."""
+
+from seqsent.data.batching import BucketBatchSampler, Collator, EncodedReviews, pad, truncate
+from seqsent.data.datamodule import IMDBDataModule
+from seqsent.data.synthetic import SyntheticDataModule
+
+__all__ = [
+    "BucketBatchSampler",
+    "Collator",
+    "EncodedReviews",
+    "IMDBDataModule",
+    "SyntheticDataModule",
+    "pad",
+    "truncate",
+]

@@ -1,0 +1,129 @@
+"""Datasets over encoded reviews, padding/truncation, and length-bucketed batching."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from seqsent.data.vocab import PAD_ID
+
+Batch = dict[str, torch.Tensor]
+SIDES = ("pre", "post")
+
+
+class EncodedReviews(Dataset):
+    """Reviews `index` of a flat id array; items are (ids, label)."""
+
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray, labels: np.ndarray, index: np.ndarray | None = None):
+        self.ids, self.offsets, self.labels = ids, offsets, labels
+        self.index = np.arange(len(labels)) if index is None else np.asarray(index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        j = self.index[i]
+        return self.ids[self.offsets[j] : self.offsets[j + 1]], int(self.labels[j])
+
+    def lengths(self) -> np.ndarray:
+        """Untruncated token counts, in dataset order."""
+        return (self.offsets[self.index + 1] - self.offsets[self.index]).astype(np.int64)
+
+
+def truncate(ids: np.ndarray, max_len: int, side: str) -> np.ndarray:
+    """Keep the first (`post`) or the last (`pre`, the seed's choice) `max_len` tokens."""
+    if len(ids) <= max_len:
+        return ids
+    return ids[-max_len:] if side == "pre" else ids[:max_len]
+
+
+def pad(seqs: Sequence[np.ndarray], side: str, length: int | None = None, pad_id: int = PAD_ID) -> torch.Tensor:
+    """Stack sequences into a (B, T) int64 tensor, padding in front (`pre`) or behind (`post`)."""
+    length = length or max(len(s) for s in seqs)
+    out = np.full((len(seqs), length), pad_id, dtype=np.int64)
+    for row, seq in enumerate(seqs):
+        if side == "pre":
+            out[row, length - len(seq) :] = seq
+        else:
+            out[row, : len(seq)] = seq
+    return torch.from_numpy(out)
+
+
+class Collator:
+    """Truncate to `max_len`, pad to the longest review of the batch (or to `max_len` when
+    `fixed_length`), and keep the true lengths: {"tokens", "lengths", "labels"}."""
+
+    def __init__(self, max_len: int, padding: str = "pre", truncation: str = "pre", fixed_length: bool = False):
+        self.max_len, self.padding, self.truncation, self.fixed_length = max_len, padding, truncation, fixed_length
+
+    def __call__(self, items: list[tuple[np.ndarray, int]]) -> Batch:
+        seqs = [truncate(ids, self.max_len, self.truncation) for ids, _ in items]
+        length = self.max_len if self.fixed_length else None
+        return {
+            "tokens": pad(seqs, self.padding, length),
+            "lengths": torch.tensor([len(s) for s in seqs], dtype=torch.int64),
+            "labels": torch.tensor([label for _, label in items], dtype=torch.float32),
+        }
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of reviews of similar length, to cut padding.
+
+    Training (`shuffle=True`): shuffle, cut into pools of `pool_batches` batches, sort each pool by
+    length, batch it, shuffle the batches; reseeded by `set_epoch`. Evaluation (`shuffle=False`):
+    sorted by length. With `num_replicas > 1` each rank takes every `num_replicas`-th batch
+    (the batch list is padded by repetition so ranks get equal counts).
+    """
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        pool_batches: int = 50,
+        drop_last: bool = False,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ):
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.lengths, self.batch_size, self.shuffle, self.seed = np.asarray(lengths), batch_size, shuffle, seed
+        self.pool_batches, self.drop_last = pool_batches, drop_last
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[np.ndarray]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+        else:
+            rng = np.random.default_rng((self.seed, self.epoch))
+            perm = rng.permutation(n)
+            pool = self.batch_size * self.pool_batches
+            batches = []
+            for start in range(0, n, pool):
+                chunk = perm[start : start + pool]
+                chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+                batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+                batches = [b for b in batches if len(b) == self.batch_size]
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.num_replicas > 1 and batches:
+            per_rank = -(-len(batches) // self.num_replicas)
+            batches = (batches * self.num_replicas)[: per_rank * self.num_replicas]
+            batches = batches[self.rank :: self.num_replicas]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self._batches():
+            yield batch.tolist()
+
+    def __len__(self) -> int:
+        return len(self._batches())

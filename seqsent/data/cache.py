@@ -1,0 +1,151 @@
+"""On-disk cache of the vocabulary and the encoded splits, keyed by the data and the settings.
+
+A cache entry is a directory `prep-<key>/` holding `tokenizer.json`, `meta.json` and, per split,
+`<split>.ids.npy`, `<split>.offsets.npy`, `<split>.labels.npy`. It is built in a temporary
+directory and renamed into place, so concurrent builders never leave a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqsent.data.sources import load_splits
+from seqsent.data.vocab import TOKENIZER_VERSION, encode, tokenizer_from_json, train_tokenizer
+
+
+def default_cache_dir() -> Path:
+    """`$SEQSENT_CACHE_DIR`, else `~/.cache/seqsent`."""
+    env = os.environ.get("SEQSENT_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "seqsent"
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train/validation split of `n` reviews: (train indices, validation indices), sorted."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+@dataclass
+class EncodedSplit:
+    """A split as a flat id array with offsets, and its labels."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Prepared:
+    """What `prepare` returns: the tokenizer JSON, the encoded splits and the cache entry."""
+
+    tokenizer_json: str
+    splits: dict[str, EncodedSplit]
+    directory: Path
+    built: bool
+
+
+def prepare(
+    path: str,
+    splits: tuple[str, ...],
+    vocab_size: int,
+    min_frequency: int,
+    val_fraction: float,
+    split_seed: int,
+    cache_dir: Path,
+    tokenizer_json: str | None = None,
+) -> Prepared:
+    """Load the cached entry for these settings, building it first when absent."""
+    raw = None
+    fingerprints = _cheap_fingerprints(path, splits)
+    if fingerprints is None:  # Hub ids: the fingerprint needs the loaded dataset
+        raw = load_splits(path, splits)
+        fingerprints = {s: raw[s].fingerprint for s in splits}
+    settings = {
+        "version": TOKENIZER_VERSION,
+        "data": fingerprints,
+        "vocab": hashlib.sha256(tokenizer_json.encode()).hexdigest()
+        if tokenizer_json
+        else {"vocab_size": vocab_size, "min_frequency": min_frequency, "val_fraction": val_fraction, "split_seed": split_seed},
+    }
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+    entry = cache_dir / f"prep-{key}"
+    if (entry / "meta.json").is_file():
+        return Prepared(*_read_entry(entry, splits), directory=entry, built=False)
+    raw = raw or load_splits(path, splits)
+    if tokenizer_json is None:
+        train_idx, _ = split_indices(len(raw["train"].texts), val_fraction, split_seed)
+        texts = raw["train"].texts
+        tok = train_tokenizer([texts[i] for i in train_idx], vocab_size, min_frequency)
+    else:
+        tok = tokenizer_from_json(tokenizer_json)
+    encoded = {}
+    for split in splits:
+        ids, offsets = encode(tok, raw[split].texts)
+        encoded[split] = EncodedSplit(ids=ids, offsets=offsets, labels=raw[split].labels)
+    _write_entry(entry, tok.to_str(), encoded, settings)
+    return Prepared(tok.to_str(), encoded, directory=entry, built=True)
+
+
+def _cheap_fingerprints(path: str, splits: tuple[str, ...]) -> dict[str, str] | None:
+    """Fingerprints of local parquet files from name, size and mtime, without reading them."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        return None
+    out = {}
+    for split in splits:
+        matches = sorted(root.glob(f"{split}-*.parquet")) or sorted(root.glob(f"{split}.parquet"))
+        if len(matches) != 1:
+            return None
+        stat = matches[0].stat()
+        out[split] = f"{matches[0].resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return out
+
+
+def _write_entry(entry: Path, tokenizer_json: str, encoded: dict[str, EncodedSplit], settings: dict) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = entry.parent / f".{entry.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+        for split, enc in encoded.items():
+            np.save(tmp / f"{split}.ids.npy", enc.ids)
+            np.save(tmp / f"{split}.offsets.npy", enc.offsets)
+            np.save(tmp / f"{split}.labels.npy", enc.labels)
+        meta = {"settings": settings, "splits": {s: len(e) for s, e in encoded.items()}}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        try:
+            os.rename(tmp, entry)
+        except OSError:  # another process finished first; its entry is identical
+            if not (entry / "meta.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_entry(entry: Path, splits: tuple[str, ...]) -> tuple[str, dict[str, EncodedSplit]]:
+    tokenizer_json = (entry / "tokenizer.json").read_text(encoding="utf-8")
+    out = {}
+    for split in splits:
+        out[split] = EncodedSplit(
+            ids=np.load(entry / f"{split}.ids.npy", allow_pickle=False),
+            offsets=np.load(entry / f"{split}.offsets.npy", allow_pickle=False),
+            labels=np.load(entry / f"{split}.labels.npy", allow_pickle=False),
+        )
+    return tokenizer_json, out

@@ -1,0 +1,165 @@
+"""`IMDBDataModule`: tokenized, padded IMDB reviews for Lightning.
+
+    dm = IMDBDataModule(path="../shared/data/imdb", vocab_size=10_000, max_len=200)
+    dm.prepare_data(); dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))  # {"tokens": (B, T), "lengths": (B,), "labels": (B,)}
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from seqsent.data.batching import SIDES, BucketBatchSampler, Collator, EncodedReviews
+from seqsent.data.cache import Prepared, default_cache_dir, prepare, split_indices
+from seqsent.data.sources import default_path
+from seqsent.data.vocab import PAD_ID
+from seqsent.errors import SeqsentError
+
+
+class IMDBDataModule(L.LightningDataModule):
+    """IMDB (Hub id, parquet directory or aclImdb tree) as train/val/test DataLoaders.
+
+    The vocabulary is built on the training part only (after the validation split is taken out)
+    and cached on disk with the encoded splits. Pass `tokenizer_json` (e.g. from a checkpoint)
+    to encode with an existing vocabulary instead.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        vocab_size: int = 10_000,
+        min_frequency: int = 1,
+        max_len: int = 200,
+        padding: str = "pre",
+        truncation: str = "pre",
+        val_fraction: float = 0.2,
+        split_seed: int = 42,
+        batch_size: int = 32,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        bucket: bool = False,
+        fixed_length: bool = False,
+        cache_dir: str | None = None,
+        tokenizer_json: str | None = None,
+    ):
+        super().__init__()
+        _check(vocab_size >= 3, f"data.vocab_size={vocab_size} is too small: use >= 3 (2 specials + words)")
+        _check(min_frequency >= 1, f"data.min_frequency={min_frequency}: use >= 1")
+        _check(max_len >= 1, f"data.max_len={max_len}: use a positive number of tokens, e.g. 200")
+        _check(padding in SIDES, f"data.padding={padding!r}: use 'pre' or 'post'")
+        _check(truncation in SIDES, f"data.truncation={truncation!r}: use 'pre' or 'post'")
+        _check(0.0 < val_fraction < 1.0, f"data.val_fraction={val_fraction}: use a fraction between 0 and 1, e.g. 0.2")
+        _check(batch_size >= 1 and eval_batch_size >= 1, f"data.batch_size={batch_size}: use >= 1")
+        _check(num_workers >= 0, f"data.num_workers={num_workers}: use >= 0")
+        self.path = path or default_path()
+        self.vocab_size, self.min_frequency = vocab_size, min_frequency
+        self.max_len, self.padding, self.truncation = max_len, padding, truncation
+        self.val_fraction, self.split_seed = val_fraction, split_seed
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.pin_memory, self.bucket = num_workers, pin_memory, bucket
+        self.fixed_length = fixed_length
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.tokenizer_json = tokenizer_json
+        self.prep_seconds: float | None = None
+        self.data: Prepared | None = None
+
+    # -- Lightning hooks -------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Build the vocabulary and the encoded cache on disk (one process; assigns no state)."""
+        self._prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the cached encoding and make the splits (every process)."""
+        if self.data is not None:
+            return
+        start = time.perf_counter()
+        self.data = self._prepare()
+        self.prep_seconds = time.perf_counter() - start
+        self.tokenizer_json = self.data.tokenizer_json
+        train = self.data.splits["train"]
+        train_idx, val_idx = split_indices(len(train), self.val_fraction, self.split_seed)
+        if len(train_idx) == 0 or len(val_idx) == 0:
+            raise SeqsentError(
+                f"{len(train)} training reviews cannot be split with data.val_fraction={self.val_fraction}: "
+                "use more reviews or another fraction"
+            )
+        self.train_set = EncodedReviews(train.ids, train.offsets, train.labels, train_idx)
+        self.val_set = EncodedReviews(train.ids, train.offsets, train.labels, val_idx)
+        test = self.data.splits["test"]
+        self.test_set = EncodedReviews(test.ids, test.offsets, test.labels)
+
+    def _prepare(self) -> Prepared:
+        return prepare(
+            self.path,
+            ("train", "test"),
+            self.vocab_size,
+            self.min_frequency,
+            self.val_fraction,
+            self.split_seed,
+            self.cache_dir,
+            self.tokenizer_json,
+        )
+
+    # -- loaders ------------------------------------------------------------------------------
+    @property
+    def collator(self) -> Collator:
+        return Collator(self.max_len, self.padding, self.truncation, self.fixed_length)
+
+    def _truncated_lengths(self, dataset: EncodedReviews):
+        return dataset.lengths().clip(max=self.max_len)
+
+    def _loader(self, dataset: EncodedReviews, train: bool) -> DataLoader:
+        pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
+        common = {
+            "collate_fn": self.collator,
+            "num_workers": self.num_workers,
+            "pin_memory": pin,
+            "persistent_workers": self.num_workers > 0,
+        }
+        if self.bucket or not train:
+            batch_size = self.batch_size if train else self.eval_batch_size
+            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())  # follows the run's global seed
+            sampler = BucketBatchSampler(self._truncated_lengths(dataset), batch_size, shuffle=train, seed=seed)
+            return DataLoader(dataset, batch_sampler=sampler, **common)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, **common)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, train=False)
+
+    # -- what a checkpoint needs to classify raw text ----------------------------------------
+    def preprocessing(self) -> dict:
+        """Plain-type description of the text pipeline, saved inside every checkpoint."""
+        if self.tokenizer_json is None:
+            raise RuntimeError("call setup() before preprocessing()")
+        return {
+            "tokenizer_json": self.tokenizer_json,
+            "max_len": self.max_len,
+            "padding": self.padding,
+            "truncation": self.truncation,
+            "pad_id": PAD_ID,
+        }
+
+    def summary(self) -> str:
+        assert self.data is not None
+        return (
+            f"data: {self.path} -> train {len(self.train_set)}, val {len(self.val_set)}, test {len(self.test_set)} "
+            f"reviews; vocab {self.vocab_size}; cache {self.data.directory} "
+            f"({'built' if self.data.built else 'loaded'} in {self.prep_seconds:.1f}s)"
+        )
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise SeqsentError(message)

@@ -1,0 +1,165 @@
+"""Find and load IMDB splits with `datasets`: a Hub id, a parquet directory, or an `aclImdb/` tree.
+
+Every problem with the data is a one-line `SeqsentError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from seqsent.errors import SeqsentError
+
+DEFAULT_HUB_ID = "stanfordnlp/imdb"
+ENV_DIR = "SEQSENT_IMDB_DIR"
+LABELED_SPLITS = ("train", "test")
+FIX_HINT = f"set {ENV_DIR}=/path/to/imdb or data.path=/path/to/imdb (parquet files or aclImdb/)"
+
+
+@dataclass
+class Split:
+    """Texts and labels of one split, plus where they came from (for messages and cache keys)."""
+
+    texts: list[str]
+    labels: np.ndarray  # int64; -1 marks unlabeled reviews
+    origin: str
+    fingerprint: str
+
+
+def default_path() -> str:
+    """`$SEQSENT_IMDB_DIR` when set, else the Hub id."""
+    return os.environ.get(ENV_DIR) or DEFAULT_HUB_ID
+
+
+def load_splits(path: str, splits: tuple[str, ...] = ("train", "test")) -> dict[str, Split]:
+    """Load the named splits from `path` (local directory or Hub id)."""
+    local = Path(path).expanduser()
+    if local.exists() or not _looks_like_hub_id(path):
+        return _load_local(local, splits)
+    return _load_hub(path, splits)
+
+
+def _looks_like_hub_id(path: str) -> bool:
+    """`owner/name` with no leading `.`, `/` or `~`: a Hub dataset id rather than a directory."""
+    parts = path.split("/")
+    return len(parts) == 2 and all(parts) and not path.startswith((".", "~"))
+
+
+def _load_local(root: Path, splits: tuple[str, ...]) -> dict[str, Split]:
+    if not root.is_dir():
+        raise SeqsentError(f"data directory {root} does not exist: {FIX_HINT}")
+    acl = _find_acl_root(root)
+    if acl is not None:
+        return {split: _load_acl_split(acl, split) for split in splits}
+    files: dict[str, Path] = {}
+    for split in splits:
+        matches = sorted(root.glob(f"{split}-*.parquet")) or sorted(root.glob(f"{split}.parquet"))
+        if not matches:
+            if not any(root.iterdir()):
+                raise SeqsentError(f"data directory {root} is empty: {FIX_HINT}")
+            raise SeqsentError(
+                f"no {split}-*.parquet in {root} (and no aclImdb/{split}/ tree): "
+                f"put the IMDB {split} split there or point data.path elsewhere"
+            )
+        if len(matches) > 1:
+            raise SeqsentError(f"several {split} files in {root} ({', '.join(m.name for m in matches)}): keep one")
+        files[split] = matches[0]
+    return {split: _load_parquet(file, split) for split, file in files.items()}
+
+
+def _load_parquet(file: Path, split: str) -> Split:
+    try:
+        ds = datasets.load_dataset("parquet", data_files={split: str(file)}, split=split)
+    except Exception as err:  # pyarrow raises many types for a corrupt file
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SeqsentError(f"cannot read {file} as parquet ({msg}): replace it with a valid parquet file") from None
+    stat = file.stat()
+    fingerprint = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return _to_split(ds, str(file), split, fingerprint)
+
+
+def _to_split(ds: datasets.Dataset, origin: str, split: str, fingerprint: str) -> Split:
+    missing = [col for col in ("text", "label") if col not in ds.column_names]
+    if missing:
+        raise SeqsentError(
+            f"{origin} has no {' or '.join(repr(m) for m in missing)} column (found {ds.column_names}): "
+            "IMDB files need a 'text' and a 'label' column"
+        )
+    if len(ds) == 0:
+        raise SeqsentError(f"{origin} holds no reviews: the {split} split must not be empty")
+    texts = [t if isinstance(t, str) else "" for t in ds["text"]]
+    labels = np.asarray(ds["label"], dtype=np.float64)
+    if np.isnan(labels).any():
+        raise SeqsentError(f"{origin} has missing labels: every {split} review needs label 0 or 1")
+    labels = labels.astype(np.int64)
+    allowed = {-1} if split == "unsupervised" else {0, 1}
+    bad = sorted(set(np.unique(labels).tolist()) - allowed)
+    if bad:
+        want = "-1 (unlabeled)" if split == "unsupervised" else "0 (neg) or 1 (pos)"
+        raise SeqsentError(f"{origin} has labels {bad[:5]} in the {split} split: labels must be {want}")
+    return Split(texts=texts, labels=labels, origin=origin, fingerprint=fingerprint)
+
+
+def _find_acl_root(root: Path) -> Path | None:
+    for cand in (root, root / "aclImdb"):
+        if (cand / "train" / "pos").is_dir() or (cand / "test" / "pos").is_dir():
+            return cand
+    return None
+
+
+def _load_acl_split(acl: Path, split: str) -> Split:
+    texts: list[str] = []
+    labels: list[int] = []
+    parts = [("neg", 0), ("pos", 1)] if split != "unsupervised" else [("unsup", -1)]
+    base = acl / ("train" if split == "unsupervised" else split)
+    digest = hashlib.sha256()
+    for sub, label in parts:
+        folder = base / sub
+        if not folder.is_dir():
+            raise SeqsentError(f"{folder} is missing: an aclImdb tree needs {split}/neg and {split}/pos folders")
+        for file in sorted(folder.glob("*.txt"), key=_review_order):
+            texts.append(file.read_bytes().decode("utf-8", errors="replace"))
+            labels.append(label)
+            stat = file.stat()
+            digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    if not texts:
+        raise SeqsentError(f"{base} holds no .txt reviews: the {split} split must not be empty")
+    return Split(texts=texts, labels=np.asarray(labels, dtype=np.int64), origin=str(base), fingerprint=digest.hexdigest())
+
+
+def _review_order(file: Path) -> tuple[int, str]:
+    head = file.stem.split("_", 1)[0]
+    return (int(head), file.name) if head.isdigit() else (0, file.name)
+
+
+def _load_hub(hub_id: str, splits: tuple[str, ...]) -> dict[str, Split]:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+    if not offline and not _hub_reachable():
+        raise SeqsentError(f"cannot reach the Hugging Face Hub to download {hub_id!r}: {FIX_HINT}")
+    out: dict[str, Split] = {}
+    for split in splits:
+        try:
+            ds = datasets.load_dataset(hub_id, split=split)
+        except Exception as err:
+            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise SeqsentError(f"cannot load split {split!r} of {hub_id!r} ({msg}): {FIX_HINT}") from None
+        out[split] = _to_split(ds, f"{hub_id}[{split}]", split, f"hub:{hub_id}:{ds._fingerprint}")
+    return out
+
+
+def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """Fail fast instead of `datasets`' 20 s of retries when there is no route to the Hub."""
+    try:
+        socket.setdefaulttimeout(timeout)
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+    finally:
+        socket.setdefaulttimeout(None)

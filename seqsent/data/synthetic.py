@@ -1,0 +1,88 @@
+"""A small generated review dataset, written as Hub-style parquet files and loaded like IMDB.
+
+    python -m seqsent.train data=synthetic trainer.max_epochs=2
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seqsent.data.cache import default_cache_dir
+from seqsent.data.datamodule import IMDBDataModule
+
+POSITIVE = "great excellent wonderful loved superb brilliant enjoyable moving fantastic best".split()
+NEGATIVE = "awful terrible boring worst waste dull poor horrible stupid bad".split()
+NEUTRAL = (
+    "the a movie film plot actor actress scene story director camera music ending character "
+    "was is and of to it this that in with for as on but by at from they"
+).split()
+
+
+def make_reviews(n: int, seed: int, min_words: int = 20, max_words: int = 120) -> tuple[list[str], list[int]]:
+    """`n` reviews with balanced labels; a review's label is the majority polarity of its cue words."""
+    rng = np.random.default_rng(seed)
+    fillers = NEUTRAL + [f"w{i}" for i in range(300)]
+    texts, labels = [], []
+    for i in range(n):
+        label = i % 2
+        words = list(rng.choice(fillers, size=int(rng.integers(min_words, max_words + 1))))
+        major, minor = (POSITIVE, NEGATIVE) if label else (NEGATIVE, POSITIVE)
+        cues = list(rng.choice(major, size=3)) + list(rng.choice(minor, size=int(rng.integers(0, 2))))
+        for cue in cues:
+            words.insert(int(rng.integers(0, len(words) + 1)), str(cue))
+        text = " ".join(words).capitalize() + "." + (" <br /><br />" + "Really!" if rng.random() < 0.3 else "")
+        texts.append(text)
+        labels.append(label)
+    order = rng.permutation(n)
+    return [texts[i] for i in order], [labels[i] for i in order]
+
+
+def write_parquet_dir(directory: Path, splits: dict[str, tuple[list[str], list[int]]]) -> None:
+    """Write `{split}-00000-of-00001.parquet` files with the Hub's schema, atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, (texts, labels) in splits.items():
+        table = pa.table({"text": pa.array(texts, pa.string()), "label": pa.array(labels, pa.int64())})
+        final = directory / f"{split}-00000-of-00001.parquet"
+        tmp = directory / f".{final.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp"
+        pq.write_table(table, tmp)
+        os.replace(tmp, final)
+
+
+class SyntheticDataModule(IMDBDataModule):
+    """`IMDBDataModule` over generated reviews: `n_train`/`n_test` reviews, made once per settings."""
+
+    def __init__(self, n_train: int = 2000, n_test: int = 1000, data_seed: int = 0, **kwargs):
+        cache_dir = Path(kwargs.get("cache_dir") or default_cache_dir()).expanduser()
+        spec = {"n_train": n_train, "n_test": n_test, "data_seed": data_seed, "v": 1}
+        key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+        kwargs["path"] = str(cache_dir / f"synthetic-{key}")
+        super().__init__(**kwargs)
+        self.n_train, self.n_test, self.data_seed = n_train, n_test, data_seed
+
+    def prepare_data(self) -> None:
+        self._generate()
+        super().prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        self._generate()
+        super().setup(stage)
+
+    def _generate(self) -> None:
+        directory = Path(self.path)
+        if (directory / "test-00000-of-00001.parquet").is_file():
+            return
+        write_parquet_dir(
+            directory,
+            {
+                "train": make_reviews(self.n_train, self.data_seed),
+                "test": make_reviews(self.n_test, self.data_seed + 1),
+            },
+        )

@@ -1,0 +1,68 @@
+"""Word-level tokenization with the `tokenizers` library.
+
+Normalization: HTML-like tags such as IMDB's `<br />` become spaces, then lowercase.
+Pre-tokenization: `\\w+|[^\\w\\s]+`, so punctuation is split off words ("great!" -> "great", "!").
+Specials: `<pad>` = 0 and `<unk>` = 1, counted inside `vocab_size`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+PAD, UNK = "<pad>", "<unk>"
+PAD_ID, UNK_ID = 0, 1
+TAG_PATTERN = r"<[^<>]{0,20}>"
+TOKENIZER_VERSION = "wordlevel-v1"
+
+
+def new_tokenizer() -> Tokenizer:
+    """An untrained word-level tokenizer with seqsent's normalization."""
+    tok = Tokenizer(models.WordLevel(unk_token=UNK))
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Replace(Regex(TAG_PATTERN), " "), normalizers.Lowercase()]
+    )
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tok
+
+
+def train_tokenizer(texts: list[str], vocab_size: int, min_frequency: int = 1) -> Tokenizer:
+    """Build the vocabulary: the `vocab_size` most frequent tokens of `texts`, specials first."""
+    tok = new_tokenizer()
+    trainer = trainers.WordLevelTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[PAD, UNK], show_progress=False
+    )
+    tok.train_from_iterator(_batches(texts), trainer=trainer, length=len(texts))
+    if tok.token_to_id(PAD) != PAD_ID or tok.token_to_id(UNK) != UNK_ID:  # pragma: no cover - library contract
+        raise RuntimeError("tokenizers did not place <pad>=0 and <unk>=1")
+    return tok
+
+
+def _batches(texts: list[str], size: int = 1000):
+    for start in range(0, len(texts), size):
+        yield texts[start : start + size]
+
+
+def tokenizer_from_json(text: str) -> Tokenizer:
+    """Rebuild a tokenizer saved with `Tokenizer.to_str()` (JSON, never pickle)."""
+    json.loads(text)  # a clear JSON error before the tokenizers one
+    return Tokenizer.from_str(text)
+
+
+def encode(tok: Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Encode texts to a flat int32 id array and int64 offsets (`ids[off[i]:off[i+1]]`).
+
+    An empty review (or one of only tags/whitespace) becomes a single `<unk>`, so every
+    review has length >= 1.
+    """
+    encodings = tok.encode_batch_fast(texts, add_special_tokens=False)
+    lengths = np.fromiter((max(len(e.ids), 1) for e in encodings), dtype=np.int64, count=len(encodings))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ids = np.full(int(offsets[-1]), UNK_ID, dtype=np.int32)
+    for i, enc in enumerate(encodings):
+        if enc.ids:
+            ids[offsets[i] : offsets[i + 1]] = enc.ids
+    return ids, offsets

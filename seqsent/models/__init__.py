@@ -1,0 +1,6 @@
+"""Models: recurrent encoders (plain nn.Modules) and the Lightning classifier."""
+
+from seqsent.models.classifier import SequenceClassifier
+from seqsent.models.encoders import CELLS, RecurrentEncoder, left_align, reverse_within_lengths
+
+__all__ = ["CELLS", "RecurrentEncoder", "SequenceClassifier", "left_align", "reverse_within_lengths"]

@@ -1,0 +1,156 @@
+"""`SequenceClassifier`: embedding -> recurrent encoder -> one-logit head, as a LightningModule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
+
+from seqsent.models.encoders import RecurrentEncoder, left_align
+
+SCHEDULERS = ("none", "cosine", "onecycle")
+OPTIMIZERS = ("adam", "adamw")
+PREPROCESSING_KEY = "seqsent_preprocessing"
+
+
+class SequenceClassifier(L.LightningModule):
+    """Binary sentiment classifier over padded token batches `{"tokens", "lengths", "labels"}`.
+
+    Every argument is a plain int/float/str/bool, so `load_from_checkpoint` needs no Hydra and
+    checkpoints load with `weights_only=True`. Checkpoints also carry the text preprocessing
+    (vocabulary JSON, max_len, padding sides) under `seqsent_preprocessing` when trained with
+    an `IMDBDataModule`, so a checkpoint alone classifies raw text (see `seqsent.predict`).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 10_000,
+        cell: str = "lstm",
+        embed_dim: int = 128,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        pooling: str = "last",
+        dropout: float = 0.0,
+        embed_dropout: float = 0.0,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        scheduler: str = "none",
+        warmup_fraction: float = 0.0,
+        pad_id: int = 0,
+    ):
+        super().__init__()
+        if lr <= 0:
+            raise ValueError(f"model.lr={lr}: the learning rate must be positive, e.g. 1e-3")
+        if weight_decay < 0:
+            raise ValueError(f"model.weight_decay={weight_decay}: use >= 0")
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"model.scheduler={scheduler!r}: use one of {SCHEDULERS}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"model.optimizer={optimizer!r}: use one of {OPTIMIZERS}")
+        if not 0.0 <= embed_dropout < 1.0 or not 0.0 <= dropout < 1.0:
+            raise ValueError("model.dropout and model.embed_dropout must be in [0, 1)")
+        if vocab_size < 3 or embed_dim < 1:
+            raise ValueError(f"model.vocab_size={vocab_size}, model.embed_dim={embed_dim}: use >= 3 and >= 1")
+        self.save_hyperparameters()
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.embed_dropout = nn.Dropout(embed_dropout)
+        self.encoder = RecurrentEncoder(cell, embed_dim, hidden_size, num_layers, bidirectional, dropout, pooling)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.output_size, 1))
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.preprocessing: dict[str, Any] | None = None
+        self.train_acc, self.val_acc = BinaryAccuracy(), BinaryAccuracy()
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_acc_best = MaxMetric()
+        self.test_acc, self.test_f1, self.test_auroc = BinaryAccuracy(), BinaryF1Score(), BinaryAUROC()
+
+    # -- model --------------------------------------------------------------------------------
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """Logits (B,) for padded token ids (B, T), either padding side, and true lengths (B,)."""
+        tokens = left_align(tokens, lengths, self.hparams.pad_id)
+        x = self.embed_dropout(self.embedding(tokens))
+        return self.head(self.encoder(x, lengths)).squeeze(-1)
+
+    def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        logits = self(batch["tokens"], batch["lengths"])
+        loss = self.loss_fn(logits, batch["labels"])
+        return loss, torch.sigmoid(logits.detach()), batch["labels"].long()
+
+    # -- stages ----------------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        self.val_loss.reset()
+        self.val_acc.reset()
+        self.val_acc_best.reset()
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, probs, target = self._shared_step(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.global_step}")
+        self.train_loss(loss.detach())
+        self.train_acc(probs, target)
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, probs, target = self._shared_step(batch)
+        self.val_loss(loss, weight=len(target))
+        self.val_acc(probs, target)
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, probs, target = self._shared_step(batch)
+        self.test_loss(loss, weight=len(target))
+        for metric in (self.test_acc, self.test_f1, self.test_auroc):
+            metric(probs, target)
+        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
+        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+        self.log("test/f1", self.test_f1, on_step=False, on_epoch=True)
+        self.log("test/auroc", self.test_auroc, on_step=False, on_epoch=True)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Positive-class probabilities (B,)."""
+        return torch.sigmoid(self(batch["tokens"], batch["lengths"]))
+
+    # -- optimization --------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        opt_cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
+        optimizer = opt_cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.scheduler == "none":
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        if hp.scheduler == "onecycle":
+            pct = hp.warmup_fraction if hp.warmup_fraction > 0 else 0.1
+            sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=total, pct_start=pct)
+        else:
+            warm = int(total * hp.warmup_fraction)
+            cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total - warm, 1))
+            if warm > 0:
+                ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warm)
+                sched = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warm])
+            else:
+                sched = cosine
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- checkpoints carry the text pipeline -------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        prep = self.preprocessing
+        trainer = self._trainer
+        if prep is None and trainer is not None and hasattr(trainer.datamodule, "preprocessing"):
+            prep = trainer.datamodule.preprocessing()
+        if prep is not None:
+            checkpoint[PREPROCESSING_KEY] = dict(prep)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.preprocessing = checkpoint.get(PREPROCESSING_KEY)

@@ -1,0 +1,116 @@
+"""Train a recurrent sentiment classifier, then test its best checkpoint.
+
+    python -m seqsent.train                                 # the default (best) LSTM recipe
+    python -m seqsent.train experiment=seed_lstm            # the notebook's LSTM
+    python -m seqsent.train model=rnn trainer.max_epochs=3  # any config value can be overridden
+    python -m seqsent.train -m model=rnn,lstm,gru seed=0,1  # a Hydra sweep
+
+Writes into the Hydra run dir: `checkpoints/` (best on val/acc and last), `tensorboard/`,
+`metrics.json`. Returns `optimized_metric` for Hydra sweepers.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from seqsent.builders import build_trainer, instantiate_group, log_hparams, tensorboard_dir
+from seqsent.callbacks import EpochTimer
+from seqsent.errors import SeqsentError, report_errors
+from seqsent.utils import config_dir, register_resolvers, write_json
+
+register_resolvers()
+
+RUN_MARKERS = ("metrics.json", "checkpoints", "tensorboard")
+
+
+def check_run_dir(run_dir: Path, ckpt_path: str | None) -> None:
+    """Refuse to write a new run into a directory that holds another run (resuming is fine)."""
+    found = [m for m in RUN_MARKERS if (run_dir / m).exists()]
+    if not found:
+        return
+    if ckpt_path and Path(ckpt_path).resolve().is_relative_to(run_dir.resolve()):
+        return
+    raise SeqsentError(
+        f"output directory {run_dir} already holds a run ({', '.join(found)}): choose another hydra.run.dir, "
+        f"or resume it with ckpt_path={run_dir}/checkpoints/last.ckpt"
+    )
+
+
+@report_errors
+def train(cfg: DictConfig) -> dict:
+    """Fit, test the best checkpoint, write `metrics.json`; returns the metrics."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    check_run_dir(run_dir, cfg.get("ckpt_path"))
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = build_trainer(cfg, callbacks, loggers)
+    if trainer.is_global_zero:
+        log_hparams(loggers, cfg)
+
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_seconds = time.perf_counter() - start
+    if trainer.interrupted:
+        raise SeqsentError(f"training was interrupted; resume with ckpt_path={run_dir}/checkpoints/last.ckpt")
+
+    checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
+    metrics: dict = {
+        "val/acc_best": float(trainer.callback_metrics.get("val/acc_best", float("nan"))),
+        "epochs": trainer.current_epoch,
+        "global_steps": trainer.global_step,
+        "train_seconds": round(train_seconds, 2),
+        "best_ckpt": best,
+        "last_ckpt": checkpoint.last_model_path if checkpoint and checkpoint.last_model_path else None,
+        "run_dir": str(run_dir),
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+    }
+    timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), None)
+    if timer and timer.epoch_seconds:
+        metrics["epoch_seconds"] = [round(s, 2) for s in timer.epoch_seconds]
+    if datamodule.prep_seconds is not None:
+        metrics["prep_seconds"] = round(datamodule.prep_seconds, 2)
+    if cfg.get("test"):
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+        metrics.update({k: float(v) for k, v in results[0].items()})
+    for logger in loggers:
+        logger.log_metrics({"time/train_seconds": train_seconds}, step=trainer.global_step)
+        logger.finalize("success")
+    if trainer.is_global_zero:
+        write_json(run_dir / "metrics.json", metrics)
+        print(summary(metrics, run_dir, tensorboard_dir(loggers)), flush=True)
+    return metrics
+
+
+def summary(metrics: dict, run_dir: Path, tb_dir: Path | None) -> str:
+    shown = ("test/acc", "test/f1", "test/auroc", "test/loss", "val/acc_best")
+    lines = ["", "== seqsent run finished =="]
+    lines.append("  " + "  ".join(f"{k} {metrics[k]:.4f}" for k in shown if k in metrics))
+    lines.append(f"  epochs {metrics['epochs']}  train {metrics['train_seconds']:.0f}s  params {metrics['num_parameters']:,}")
+    lines.append(f"  best checkpoint: {metrics['best_ckpt']}")
+    lines.append(f"  metrics: {run_dir / 'metrics.json'}")
+    if tb_dir is not None:
+        lines.append(f"  tensorboard --logdir {tb_dir.parent}")
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    value = metrics.get(cfg.get("optimized_metric") or "")
+    return float(value) if value is not None else None
+
+
+if __name__ == "__main__":
+    main()
