@@ -13,6 +13,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow.parquet as pq
 
 from seqsent.errors import SeqsentError
 
@@ -75,7 +76,12 @@ def _load_local(root: Path, splits: tuple[str, ...]) -> dict[str, Split]:
 
 def _load_parquet(file: Path, split: str) -> Split:
     try:
+        rows = pq.ParquetFile(file).metadata.num_rows
+        if rows == 0:
+            raise SeqsentError(f"{file} holds no reviews: the {split} split must not be empty")
         ds = datasets.load_dataset("parquet", data_files={split: str(file)}, split=split)
+    except SeqsentError:
+        raise
     except Exception as err:  # pyarrow raises many types for a corrupt file
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise SeqsentError(f"cannot read {file} as parquet ({msg}): replace it with a valid parquet file") from None

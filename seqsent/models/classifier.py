@@ -99,8 +99,8 @@ class SequenceClassifier(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, probs, target = self._shared_step(batch)
-        self.val_loss(loss, weight=len(target))
-        self.val_acc(probs, target)
+        self.val_loss.update(loss, weight=len(target))
+        self.val_acc.update(probs, target)
         self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
 
@@ -110,9 +110,9 @@ class SequenceClassifier(L.LightningModule):
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, probs, target = self._shared_step(batch)
-        self.test_loss(loss, weight=len(target))
+        self.test_loss.update(loss, weight=len(target))
         for metric in (self.test_acc, self.test_f1, self.test_auroc):
-            metric(probs, target)
+            metric.update(probs, target)
         self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
         self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
         self.log("test/f1", self.test_f1, on_step=False, on_epoch=True)

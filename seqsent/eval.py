@@ -1,0 +1,56 @@
+"""Test a checkpoint: python -m seqsent.eval ckpt_path=outputs/.../checkpoints/last.ckpt
+
+The vocabulary, max_len and padding sides come from the checkpoint; `data.path` picks the data
+(default: $SEQSENT_IMDB_DIR). Prints the test metrics and writes `metrics.json` into the run dir.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from seqsent.builders import build_trainer
+from seqsent.callbacks import progress_bar
+from seqsent.checkpoint import load_classifier, preprocessing_of
+from seqsent.errors import report_errors
+from seqsent.utils import config_dir, register_resolvers, write_json
+
+register_resolvers()
+
+
+@report_errors
+def evaluate(cfg: DictConfig) -> dict:
+    """Test metrics of `cfg.ckpt_path` on the test split of `cfg.data`."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    model = load_classifier(cfg.ckpt_path)
+    prep = preprocessing_of(model, cfg.ckpt_path)
+    L.seed_everything(cfg.seed)
+    datamodule = instantiate(
+        cfg.data,
+        tokenizer_json=prep["tokenizer_json"],
+        max_len=prep["max_len"],
+        padding=prep["padding"],
+        truncation=prep["truncation"],
+    )
+    trainer = build_trainer(cfg, [progress_bar()], [])
+    results = trainer.test(model, datamodule=datamodule, verbose=False)
+    metrics = {k: float(v) for k, v in results[0].items()}
+    metrics.update({"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "data_path": datamodule.path})
+    write_json(run_dir / "metrics.json", metrics)
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("test/"))
+    print(f"\n== seqsent eval ==\n  {shown}\n  metrics: {run_dir / 'metrics.json'}", flush=True)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+def main(cfg: DictConfig) -> float:
+    return evaluate(cfg)["test/acc"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Classify raw reviews with a checkpoint alone (its vocabulary travels inside it).
+
+    python -m seqsent.predict ckpt_path=outputs/.../checkpoints/last.ckpt text="A wonderful film."
+    python -m seqsent.predict ckpt_path=... file=reviews.txt      # one review per line
+
+Prints one line per review: the positive-class probability, a tab, the start of the review.
+Options: `batch_size=` (256), `device=` (cpu|cuda), `max_chars=` (reviews longer than this
+many characters are cut before tokenizing; 100000).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from seqsent.checkpoint import load_classifier, preprocessing_of
+from seqsent.data.batching import Collator
+from seqsent.data.vocab import encode, tokenizer_from_json
+from seqsent.errors import SeqsentError, report_errors
+from seqsent.models import SequenceClassifier
+
+OPTIONS = {"ckpt_path", "text", "file", "batch_size", "device", "max_chars"}
+USAGE = 'usage: python -m seqsent.predict ckpt_path=PATH text="a review" | file=reviews.txt'
+
+
+def parse_args(argv: list[str]) -> dict[str, list[str]]:
+    """`key=value` arguments (Hydra-style, but any text is taken verbatim); `text=` may repeat."""
+    args: dict[str, list[str]] = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+")
+        if not sep or key not in OPTIONS:
+            raise SeqsentError(f"unknown argument {arg[:60]!r}: {USAGE}")
+        args.setdefault(key, []).append(value)
+    if "ckpt_path" not in args:
+        raise SeqsentError(f"ckpt_path= is required: {USAGE}")
+    if "text" not in args and "file" not in args:
+        raise SeqsentError(f"give text=... or file=...: {USAGE}")
+    return args
+
+
+def read_reviews(file: str) -> list[str]:
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise SeqsentError(f"review file {path} does not exist: pass file=<text file, one review per line>")
+    lines = [line for line in path.read_bytes().decode("utf-8", errors="replace").splitlines() if line.strip()]
+    if not lines:
+        raise SeqsentError(f"review file {path} holds no reviews: put one review per line")
+    return lines
+
+
+@torch.inference_mode()
+def predict_texts(
+    model: SequenceClassifier, texts: list[str], batch_size: int = 256, max_chars: int = 100_000
+) -> list[float]:
+    """Positive-class probabilities for raw texts, with the checkpoint's own preprocessing."""
+    prep = preprocessing_of(model, "the model")
+    tokenizer = tokenizer_from_json(prep["tokenizer_json"])
+    ids, offsets = encode(tokenizer, [t[:max_chars] for t in texts])
+    collate = Collator(prep["max_len"], prep["padding"], prep["truncation"])
+    device = next(model.parameters()).device
+    probs: list[float] = []
+    for start in range(0, len(texts), batch_size):
+        items = [(ids[offsets[i] : offsets[i + 1]], 0) for i in range(start, min(start + batch_size, len(texts)))]
+        batch = collate(items)
+        out = model.predict_step({k: v.to(device) for k, v in batch.items()}, 0)
+        probs += out.float().cpu().tolist()
+    return probs
+
+
+@report_errors
+def run(argv: list[str]) -> list[float]:
+    args = parse_args(argv)
+    texts = list(args.get("text", []))
+    for file in args.get("file", []):
+        texts += read_reviews(file)
+    if any(not t.strip() for t in texts):
+        raise SeqsentError("text= is empty: give a review to classify")
+    try:
+        batch_size = int(args.get("batch_size", ["256"])[-1])
+        max_chars = int(args.get("max_chars", ["100000"])[-1])
+    except ValueError:
+        raise SeqsentError("batch_size= and max_chars= take whole numbers") from None
+    if batch_size < 1 or max_chars < 1:
+        raise SeqsentError("batch_size= and max_chars= must be >= 1")
+    device = args.get("device", ["cpu"])[-1]
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SeqsentError("device=cuda but no CUDA GPU is available: use device=cpu")
+    model = load_classifier(args["ckpt_path"][-1], map_location=device)
+    probs = predict_texts(model, texts, batch_size, max_chars)
+    for prob, text in zip(probs, texts):
+        snippet = " ".join(text.split())[:70]
+        print(f"{prob:.4f}\t{snippet}")
+    return probs
+
+
+def main() -> None:
+    run(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Shared fixtures: isolated cache/output dirs and small generated IMDB-like parquet data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from seqsent.data.synthetic import make_reviews, write_parquet_dir
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test writes its cache and runs under its own tmp dir, never ~/.cache or outputs/."""
+    monkeypatch.setenv("SEQSENT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEQSENT_OUTPUT_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("SEQSENT_IMDB_DIR", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def imdb_dir(tmp_path: Path) -> Path:
+    """A small parquet directory with the Hub's schema (train 200, test 100 reviews)."""
+    root = tmp_path / "imdb"
+    write_parquet_dir(root, {"train": make_reviews(200, seed=1), "test": make_reviews(100, seed=2)})
+    return root
+
+
+def real_imdb_dir() -> Path | None:
+    """`$SEQSENT_IMDB_REAL` or the CI's shared copy, when present (tests skip otherwise)."""
+    path = os.environ.get("SEQSENT_IMDB_REAL")
+    return Path(path) if path and Path(path).is_dir() else None

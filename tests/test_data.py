@@ -1,0 +1,126 @@
+"""Tokenization, vocabulary, cache, padding/truncation, splits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqsent.data import BucketBatchSampler, Collator, IMDBDataModule, SyntheticDataModule, pad, truncate
+from seqsent.data.cache import split_indices
+from seqsent.data.synthetic import write_parquet_dir
+from seqsent.data.vocab import PAD_ID, UNK_ID, encode, new_tokenizer, train_tokenizer
+
+
+def test_normalization_lowercases_strips_br_and_splits_punctuation() -> None:
+    tok = new_tokenizer()
+    words = tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str("Great movie!<br /><br />LOVED it, really."))
+    assert [w for w, _ in words] == ["great", "movie", "!", "loved", "it", ",", "really", "."]
+
+
+def test_vocab_specials_size_and_frequency_order() -> None:
+    texts = ["good good good bad bad ugly"] * 3 + ["rare"]
+    tok = train_tokenizer(texts, vocab_size=4)
+    vocab = tok.get_vocab()
+    assert vocab["<pad>"] == PAD_ID == 0 and vocab["<unk>"] == UNK_ID == 1
+    assert len(vocab) == 4 and set(vocab) == {"<pad>", "<unk>", "good", "bad"}
+    ids, offsets = encode(tok, ["good ugly", "", "  <br />  "])
+    assert ids[offsets[0] : offsets[1]].tolist() == [vocab["good"], UNK_ID]
+    assert np.diff(offsets).tolist() == [2, 1, 1]  # empty reviews become one <unk>
+
+
+def test_truncation_and_padding_sides() -> None:
+    ids = np.arange(1, 8)
+    assert truncate(ids, 3, "pre").tolist() == [5, 6, 7]
+    assert truncate(ids, 3, "post").tolist() == [1, 2, 3]
+    seqs = [np.array([4, 5]), np.array([6])]
+    assert pad(seqs, "pre").tolist() == [[4, 5], [0, 6]]
+    assert pad(seqs, "post", length=3).tolist() == [[4, 5, 0], [6, 0, 0]]
+    batch = Collator(max_len=2, padding="pre", truncation="post")([(np.array([1, 2, 3]), 1), (np.array([9]), 0)])
+    assert batch["tokens"].tolist() == [[1, 2], [0, 9]]
+    assert batch["lengths"].tolist() == [2, 1] and batch["labels"].tolist() == [1.0, 0.0]
+    fixed = Collator(max_len=5, fixed_length=True)([(np.array([1, 2]), 1)])
+    assert fixed["tokens"].shape == (1, 5)
+
+
+def test_split_is_seeded_disjoint_and_complete() -> None:
+    a_train, a_val = split_indices(100, 0.2, seed=3)
+    b_train, b_val = split_indices(100, 0.2, seed=3)
+    _, c_val = split_indices(100, 0.2, seed=4)
+    assert np.array_equal(a_val, b_val) and len(a_val) == 20 and not np.array_equal(a_val, c_val)
+    assert sorted(np.concatenate([a_train, a_val]).tolist()) == list(range(100))
+
+
+def test_vocabulary_is_built_on_the_training_part_only(tmp_path: Path) -> None:
+    n = 50
+    texts = [f"common word{i}" for i in range(n)]
+    root = tmp_path / "d"
+    write_parquet_dir(root, {"train": (texts, [i % 2 for i in range(n)]), "test": (["testonly"] * 4, [0, 1, 0, 1])})
+    dm = IMDBDataModule(path=str(root), vocab_size=1000, val_fraction=0.2, split_seed=0)
+    dm.prepare_data()
+    dm.setup("fit")
+    vocab = set(json.loads(dm.tokenizer_json)["model"]["vocab"])
+    train_idx, val_idx = split_indices(n, 0.2, 0)
+    assert {f"word{i}" for i in train_idx} <= vocab
+    assert not {f"word{i}" for i in val_idx} & vocab
+    assert "testonly" not in vocab
+
+
+def test_cache_is_reused_and_keyed_by_settings(imdb_dir: Path, tmp_path: Path) -> None:
+    kwargs = {"path": str(imdb_dir), "vocab_size": 100, "cache_dir": str(tmp_path / "c")}
+    first = IMDBDataModule(**kwargs)
+    first.setup()
+    assert first.data.built
+    again = IMDBDataModule(**kwargs)
+    again.setup()
+    assert not again.data.built and again.data.directory == first.data.directory
+    assert again.tokenizer_json == first.tokenizer_json
+    other = IMDBDataModule(**{**kwargs, "vocab_size": 50})
+    other.setup()
+    assert other.data.built and other.data.directory != first.data.directory
+    assert not list((tmp_path / "c").glob(".*tmp*"))  # no temporary leftovers
+
+
+def test_datamodule_batches_and_preprocessing(imdb_dir: Path) -> None:
+    dm = IMDBDataModule(path=str(imdb_dir), vocab_size=100, max_len=16, batch_size=8, padding="post", truncation="post")
+    dm.prepare_data()
+    dm.setup("fit")
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (160, 40, 100)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["tokens"].dtype == torch.int64 and batch["tokens"].shape[0] == 8
+    assert batch["tokens"].shape[1] == batch["lengths"].max() <= 16
+    assert set(batch["labels"].tolist()) <= {0.0, 1.0}
+    prep = dm.preprocessing()
+    assert prep["max_len"] == 16 and prep["padding"] == "post" and isinstance(prep["tokenizer_json"], str)
+
+
+def test_bucket_sampler_covers_everything_and_groups_lengths() -> None:
+    lengths = np.random.default_rng(0).integers(1, 500, size=1000)
+    sampler = BucketBatchSampler(lengths, batch_size=32, shuffle=True, seed=1)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 0.2 * np.ptp(lengths)
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    shards = [list(BucketBatchSampler(lengths, 32, seed=1, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1])
+
+
+def test_bucketed_training_loader(imdb_dir: Path) -> None:
+    dm = IMDBDataModule(path=str(imdb_dir), vocab_size=100, batch_size=16, bucket=True)
+    dm.setup("fit")
+    seen = sum(len(b["labels"]) for b in dm.train_dataloader())
+    assert seen == len(dm.train_set)
+
+
+def test_synthetic_data_goes_through_the_parquet_path() -> None:
+    dm = SyntheticDataModule(n_train=100, n_test=50, vocab_size=200)
+    dm.prepare_data()
+    dm.setup()
+    assert Path(dm.path, "train-00000-of-00001.parquet").is_file()
+    assert len(dm.train_set) + len(dm.val_set) == 100 and len(dm.test_set) == 50
+    assert dm.test_set.labels.tolist().count(1) == 25

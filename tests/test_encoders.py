@@ -1,0 +1,79 @@
+"""Encoders: shapes, and padding never leaking into the summary (either padding side)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqsent.data.batching import pad
+from seqsent.models import RecurrentEncoder, SequenceClassifier, left_align, reverse_within_lengths
+
+CONFIGS = [
+    (cell, layers, bi, pooling)
+    for cell in ("rnn", "lstm", "gru")
+    for layers, bi in ((1, False), (2, True))
+    for pooling in ("last", "mean", "max")
+]
+
+
+def test_reverse_within_lengths_is_an_involution() -> None:
+    x = torch.arange(2 * 5).view(2, 5, 1).float()
+    lengths = torch.tensor([3, 5])
+    rev = reverse_within_lengths(x, lengths)
+    assert rev[0, :, 0].tolist() == [2.0, 1.0, 0.0, 3.0, 4.0]
+    assert rev[1, :, 0].tolist() == [9.0, 8.0, 7.0, 6.0, 5.0]
+    assert torch.equal(reverse_within_lengths(rev, lengths), x)
+
+
+def test_left_align_handles_both_padding_sides() -> None:
+    seqs = [torch.tensor([5, 6, 7]).numpy(), torch.tensor([8]).numpy()]
+    lengths = torch.tensor([3, 1])
+    for side in ("pre", "post"):
+        aligned = left_align(pad(seqs, side, length=4), lengths)
+        assert aligned[0, :3].tolist() == [5, 6, 7]
+        assert aligned[1, 0].item() == 8
+
+
+@pytest.mark.parametrize("cell,layers,bi,pooling", CONFIGS)
+def test_encoder_shapes(cell: str, layers: int, bi: bool, pooling: str) -> None:
+    enc = RecurrentEncoder(cell, input_size=6, hidden_size=5, num_layers=layers, bidirectional=bi, pooling=pooling)
+    out = enc(torch.randn(3, 7, 6), torch.tensor([7, 2, 1]))
+    assert out.shape == (3, enc.output_size) == (3, 5 * (2 if bi else 1))
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("side", ["pre", "post"])
+@pytest.mark.parametrize("cell,layers,bi,pooling", CONFIGS)
+def test_padded_batch_equals_each_review_alone(cell: str, layers: int, bi: bool, pooling: str, side: str) -> None:
+    torch.manual_seed(0)
+    model = SequenceClassifier(vocab_size=50, cell=cell, embed_dim=8, hidden_size=6, num_layers=layers,
+                               bidirectional=bi, pooling=pooling).eval()
+    seqs = [torch.randint(2, 50, (n,)).numpy() for n in (9, 4, 1, 6)]
+    lengths = torch.tensor([len(s) for s in seqs])
+    with torch.no_grad():
+        batched = model(pad(seqs, side, length=12), lengths)
+        alone = torch.cat([model(torch.from_numpy(s).long().unsqueeze(0), torch.tensor([len(s)])) for s in seqs])
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_padding_tokens_get_no_gradient_influence() -> None:
+    """Changing the amount of padding changes neither logits nor gradients."""
+    torch.manual_seed(0)
+    model = SequenceClassifier(vocab_size=30, cell="lstm", embed_dim=4, hidden_size=4, bidirectional=True)
+    seqs = [torch.randint(2, 30, (n,)).numpy() for n in (5, 3)]
+    lengths = torch.tensor([5, 3])
+    grads = []
+    for length in (5, 20):
+        model.zero_grad()
+        model(pad(seqs, "pre", length=length), lengths).sum().backward()
+        grads.append(model.encoder.forward_layers[0].weight_hh_l0.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
+
+
+def test_invalid_encoder_arguments_raise() -> None:
+    with pytest.raises(ValueError, match="unknown cell"):
+        RecurrentEncoder("transformer")
+    with pytest.raises(ValueError, match="pooling"):
+        RecurrentEncoder("lstm", pooling="attention")
+    with pytest.raises(ValueError, match="learning rate"):
+        SequenceClassifier(lr=-1.0)
