@@ -35,6 +35,7 @@ class SequenceClassifier(L.LightningModule):
         num_layers: int = 1,
         bidirectional: bool = False,
         pooling: str = "last",
+        init: str = "torch",
         dropout: float = 0.0,
         embed_dropout: float = 0.0,
         optimizer: str = "adam",
@@ -59,8 +60,12 @@ class SequenceClassifier(L.LightningModule):
             raise ValueError(f"model.vocab_size={vocab_size}, model.embed_dim={embed_dim}: use >= 3 and >= 1")
         self.save_hyperparameters()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        if init == "keras":  # Keras' Embedding default: uniform(-0.05, 0.05)
+            nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+            with torch.no_grad():
+                self.embedding.weight[pad_id].zero_()
         self.embed_dropout = nn.Dropout(embed_dropout)
-        self.encoder = RecurrentEncoder(cell, embed_dim, hidden_size, num_layers, bidirectional, dropout, pooling)
+        self.encoder = RecurrentEncoder(cell, embed_dim, hidden_size, num_layers, bidirectional, dropout, pooling, init)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.output_size, 1))
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.preprocessing: dict[str, Any] | None = None

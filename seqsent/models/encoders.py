@@ -14,6 +14,25 @@ from torch import Tensor, nn
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 POOLINGS = ("last", "mean", "max")
+INITS = ("torch", "keras")
+
+
+def keras_init_(rnn: nn.RNNBase) -> None:
+    """Keras' recurrent defaults: Glorot-uniform input weights, orthogonal recurrent weights, zero
+    biases, and for LSTMs a forget-gate bias of 1 (`unit_forget_bias`). Gates are stacked in
+    PyTorch's order (LSTM: i, f, g, o; GRU: r, z, n), each initialized on its own block."""
+    gates = rnn.weight_ih_l0.size(0) // rnn.hidden_size
+    for name, param in rnn.named_parameters():
+        if name.startswith("bias"):
+            nn.init.zeros_(param)
+            if isinstance(rnn, nn.LSTM) and name.startswith("bias_ih"):
+                param.data[rnn.hidden_size : 2 * rnn.hidden_size] = 1.0
+            continue
+        for block in param.data.chunk(gates, dim=0):
+            if name.startswith("weight_hh"):
+                nn.init.orthogonal_(block)
+            else:
+                nn.init.xavier_uniform_(block)
 
 
 def reverse_within_lengths(x: Tensor, lengths: Tensor) -> Tensor:
@@ -51,6 +70,7 @@ class RecurrentEncoder(nn.Module):
         dropout: dropout between layers.
         pooling: "last" (the output at each review's true last step; for the backward direction
             its state after reading the whole review), "mean" or "max" over valid steps.
+        init: "torch" (PyTorch's defaults) or "keras" (see `keras_init_`).
     """
 
     def __init__(
@@ -62,12 +82,15 @@ class RecurrentEncoder(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         pooling: str = "last",
+        init: str = "torch",
     ):
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r}: use one of {sorted(CELLS)}")
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}: use one of {POOLINGS}")
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}: use one of {INITS}")
         if num_layers < 1 or hidden_size < 1 or input_size < 1:
             raise ValueError("input_size, hidden_size and num_layers must be >= 1")
         if not 0.0 <= dropout < 1.0:
@@ -80,6 +103,12 @@ class RecurrentEncoder(nn.Module):
         self.forward_layers = nn.ModuleList(rnn_cls(s, hidden_size, batch_first=True) for s in sizes)
         self.backward_layers = nn.ModuleList(rnn_cls(s, hidden_size, batch_first=True) for s in sizes) if bidirectional else None
         self.dropout = nn.Dropout(dropout)
+        if init == "keras":
+            for layer in self.recurrent_layers():
+                keras_init_(layer)
+
+    def recurrent_layers(self) -> list[nn.RNNBase]:
+        return list(self.forward_layers) + (list(self.backward_layers) if self.backward_layers is not None else [])
 
     @property
     def output_size(self) -> int:

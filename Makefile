@@ -1,0 +1,38 @@
+# seqsent: `make train` trains the default LSTM on IMDB, `make test` runs the tests.
+# Both create .venv first (CPU PyTorch 2.13.0, then seqsent with its dev extra).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+# The IMDB parquet files: $SEQSENT_IMDB_DIR, else ../shared/data/imdb when it exists.
+SEQSENT_IMDB_DIR ?= $(if $(wildcard ../shared/data/imdb/train-*.parquet),$(abspath ../shared/data/imdb))
+export SEQSENT_IMDB_DIR
+
+.PHONY: venv train test test-slow lint format clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+train: venv
+	$(BIN)/python -m seqsent.train $(ARGS)
+
+test: venv
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-slow: venv
+	$(BIN)/python -m pytest -m slow $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache

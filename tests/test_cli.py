@@ -1,0 +1,131 @@
+"""End to end through the real entry points: train (Hydra) -> checkpoint -> eval -> predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqsent.checkpoint import load_classifier
+from seqsent.predict import predict_texts
+
+SMALL = ["data=synthetic", "data.n_train=240", "data.n_test=80", "data.vocab_size=200", "data.batch_size=16",
+         "model.hidden_size=16", "model.embed_dim=16"]
+
+
+def run(module: str, *args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    env = {"SEQSENT_CACHE_DIR": str(root / "cache"), "SEQSENT_OUTPUT_DIR": str(root / "runs")}
+    proc = run("seqsent.train", *SMALL, "trainer.max_epochs=2", "trainer.limit_train_batches=5",
+               f"hydra.run.dir={root / 'run'}", env=env, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "== seqsent run finished ==" in proc.stdout
+    return root / "run"
+
+
+def test_train_writes_checkpoints_tensorboard_and_metrics(trained_run: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    for key in ("val/acc_best", "test/acc", "test/loss", "test/f1", "test/auroc", "epochs", "train_seconds", "best_ckpt"):
+        assert key in metrics
+    assert metrics["epochs"] == 2 and 0.0 <= metrics["test/acc"] <= 1.0
+    assert Path(metrics["best_ckpt"]).is_file() and (trained_run / "checkpoints" / "last.ckpt").is_file()
+    events = list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for event in events:
+        acc = EventAccumulator(str(event))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+    assert {"train/loss_step", "val/acc", "val/acc_best", "test/acc"} <= tags
+    assert (trained_run / ".hydra" / "config.yaml").is_file()
+
+
+def test_checkpoint_loads_weights_only_and_carries_the_vocabulary(trained_run: Path) -> None:
+    ckpt = torch.load(trained_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert isinstance(ckpt["seqsent_preprocessing"]["tokenizer_json"], str)
+    assert all(isinstance(v, (int, float, str, bool)) for v in ckpt["hyper_parameters"].values())
+    model = load_classifier(trained_run / "checkpoints" / "last.ckpt")
+    probs = predict_texts(model, ["excellent superb loved it", "awful boring worst waste"])
+    assert all(0.0 <= p <= 1.0 for p in probs)
+
+
+def test_eval_reproduces_the_test_metrics(trained_run: Path, tmp_path: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    cache = trained_run.parent / "cache"
+    proc = run("seqsent.eval", f"ckpt_path={metrics['best_ckpt']}", *SMALL[:3], f"hydra.run.dir={tmp_path / 'ev'}",
+               env={"SEQSENT_CACHE_DIR": str(cache)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+
+
+def test_predict_text_and_file(trained_run: Path, tmp_path: Path) -> None:
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("a wonderful superb film, loved it\n\nterrible, boring, a waste\n")
+    proc = run("seqsent.predict", f"ckpt_path={ckpt}", "text=Brilliant, moving, fantastic!", f"file={reviews}")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(0.0 <= float(line.split("\t")[0]) <= 1.0 for line in lines)
+    assert lines[0].split("\t")[1].startswith("Brilliant")
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["ckpt_path=/nope.ckpt", "text=hi"], "does not exist"),
+        (["ckpt_path=CKPT", "text="], "empty"),
+        (["ckpt_path=CKPT", "file=/nope.txt"], "does not exist"),
+        (["ckpt_path=CKPT"], "text="),
+        (["ckpt_path=CKPT", "txt=oops"], "unknown argument"),
+        (["ckpt_path=NOTCKPT", "text=hi"], "not a readable checkpoint"),
+    ],
+)
+def test_predict_errors_are_one_line(trained_run: Path, tmp_path: Path, args: list[str], fragment: str) -> None:
+    bogus = tmp_path / "bogus.ckpt"
+    bogus.write_text("hello")
+    args = [a.replace("NOTCKPT", str(bogus)).replace("CKPT", str(trained_run / "checkpoints" / "last.ckpt")) for a in args]
+    proc = run("seqsent.predict", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and fragment in proc.stderr
+
+
+def test_train_refuses_a_directory_holding_another_run(trained_run: Path) -> None:
+    before = (trained_run / "metrics.json").read_text()
+    proc = run("seqsent.train", *SMALL, f"hydra.run.dir={trained_run}")
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+    assert (trained_run / "metrics.json").read_text() == before
+
+
+def test_bad_config_value_is_one_line(tmp_path: Path) -> None:
+    proc = run("seqsent.train", *SMALL, "data.max_len=0", f"hydra.run.dir={tmp_path / 'r'}")
+    assert proc.returncode == 2 and "max_len" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_fast_dev_run_without_checkpoint_still_tests(tmp_path: Path) -> None:
+    proc = run("seqsent.train", *SMALL, "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path / 'r'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["best_ckpt"] is None and "test/acc" in metrics
+
+
+def test_resume_from_last_checkpoint_continues(trained_run: Path, tmp_path: Path) -> None:
+    env = {"SEQSENT_CACHE_DIR": str(trained_run.parent / "cache")}
+    proc = run("seqsent.train", *SMALL, "trainer.max_epochs=3", "trainer.limit_train_batches=5",
+               f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp_path / 'resumed'}", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert metrics["epochs"] == 3 and metrics["global_steps"] == 15
