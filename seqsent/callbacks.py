@@ -43,7 +43,9 @@ class LineProgressBar(ProgressBar):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         total = self.total_train_batches
         step = batch_idx + 1
         every = max(1, int(total // self.lines_per_epoch)) if total != float("inf") else 100
@@ -61,7 +63,9 @@ class LineProgressBar(ProgressBar):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        self._print(trainer, f"epoch {trainer.current_epoch + 1} validation: {self._metrics(trainer, pl_module, 'val/')}")
+        self._print(
+            trainer, f"epoch {trainer.current_epoch + 1} validation: {self._metrics(trainer, pl_module, 'val/')}"
+        )
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}

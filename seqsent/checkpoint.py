@@ -25,7 +25,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{file} is not a readable checkpoint ({first}): pass a .ckpt written by seqsent.train"
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
-        raise SeqsentError(f"{file} is not a seqsent checkpoint (no state_dict/hyper_parameters): pass a .ckpt written by seqsent.train")
+        raise SeqsentError(
+            f"{file} is not a seqsent checkpoint (no state_dict/hyper_parameters): "
+            "pass a .ckpt written by seqsent.train"
+        )
     return ckpt
 
 
@@ -39,7 +42,9 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
         model.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, TypeError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise SeqsentError(f"{path} does not match SequenceClassifier ({first}): pass a checkpoint written by seqsent.train") from None
+        raise SeqsentError(
+            f"{path} does not match SequenceClassifier ({first}): pass a checkpoint written by seqsent.train"
+        ) from None
     model.on_load_checkpoint(ckpt)
     return model.to(map_location).eval()
 

@@ -97,7 +97,9 @@ def summary(metrics: dict, run_dir: Path, tb_dir: Path | None) -> str:
     shown = ("test/acc", "test/f1", "test/auroc", "test/loss", "val/acc_best")
     lines = ["", "== seqsent run finished =="]
     lines.append("  " + "  ".join(f"{k} {metrics[k]:.4f}" for k in shown if k in metrics))
-    lines.append(f"  epochs {metrics['epochs']}  train {metrics['train_seconds']:.0f}s  params {metrics['num_parameters']:,}")
+    lines.append(
+        f"  epochs {metrics['epochs']}  train {metrics['train_seconds']:.0f}s  params {metrics['num_parameters']:,}"
+    )
     lines.append(f"  best checkpoint: {metrics['best_ckpt']}")
     lines.append(f"  metrics: {run_dir / 'metrics.json'}")
     if tb_dir is not None:

@@ -13,22 +13,44 @@ import torch
 
 from seqsent.checkpoint import load_classifier
 from seqsent.predict import predict_texts
+from seqsent.predict import run as predict_main
 
-SMALL = ["data=synthetic", "data.n_train=240", "data.n_test=80", "data.vocab_size=200", "data.batch_size=16",
-         "model.hidden_size=16", "model.embed_dim=16"]
+SMALL = [
+    "data=synthetic",
+    "data.n_train=240",
+    "data.n_test=80",
+    "data.vocab_size=200",
+    "data.batch_size=16",
+    "model.hidden_size=16",
+    "model.embed_dim=16",
+]
 
 
 def run(module: str, *args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("train")
     env = {"SEQSENT_CACHE_DIR": str(root / "cache"), "SEQSENT_OUTPUT_DIR": str(root / "runs")}
-    proc = run("seqsent.train", *SMALL, "trainer.max_epochs=2", "trainer.limit_train_batches=5",
-               f"hydra.run.dir={root / 'run'}", env=env, cwd=root)
+    proc = run(
+        "seqsent.train",
+        *SMALL,
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=5",
+        "trainer.log_every_n_steps=1",
+        f"hydra.run.dir={root / 'run'}",
+        env=env,
+        cwd=root,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "== seqsent run finished ==" in proc.stdout
     return root / "run"
@@ -36,7 +58,16 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_checkpoints_tensorboard_and_metrics(trained_run: Path) -> None:
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    for key in ("val/acc_best", "test/acc", "test/loss", "test/f1", "test/auroc", "epochs", "train_seconds", "best_ckpt"):
+    for key in (
+        "val/acc_best",
+        "test/acc",
+        "test/loss",
+        "test/f1",
+        "test/auroc",
+        "epochs",
+        "train_seconds",
+        "best_ckpt",
+    ):
         assert key in metrics
     assert metrics["epochs"] == 2 and 0.0 <= metrics["test/acc"] <= 1.0
     assert Path(metrics["best_ckpt"]).is_file() and (trained_run / "checkpoints" / "last.ckpt").is_file()
@@ -49,7 +80,7 @@ def test_train_writes_checkpoints_tensorboard_and_metrics(trained_run: Path) -> 
         acc = EventAccumulator(str(event))
         acc.Reload()
         tags |= set(acc.Tags()["scalars"])
-    assert {"train/loss_step", "val/acc", "val/acc_best", "test/acc"} <= tags
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/acc", "test/auroc"} <= tags
     assert (trained_run / ".hydra" / "config.yaml").is_file()
 
 
@@ -65,8 +96,13 @@ def test_checkpoint_loads_weights_only_and_carries_the_vocabulary(trained_run: P
 def test_eval_reproduces_the_test_metrics(trained_run: Path, tmp_path: Path) -> None:
     metrics = json.loads((trained_run / "metrics.json").read_text())
     cache = trained_run.parent / "cache"
-    proc = run("seqsent.eval", f"ckpt_path={metrics['best_ckpt']}", *SMALL[:3], f"hydra.run.dir={tmp_path / 'ev'}",
-               env={"SEQSENT_CACHE_DIR": str(cache)})
+    proc = run(
+        "seqsent.eval",
+        f"ckpt_path={metrics['best_ckpt']}",
+        *SMALL[:3],
+        f"hydra.run.dir={tmp_path / 'ev'}",
+        env={"SEQSENT_CACHE_DIR": str(cache)},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
@@ -94,13 +130,19 @@ def test_predict_text_and_file(trained_run: Path, tmp_path: Path) -> None:
         (["ckpt_path=NOTCKPT", "text=hi"], "not a readable checkpoint"),
     ],
 )
-def test_predict_errors_are_one_line(trained_run: Path, tmp_path: Path, args: list[str], fragment: str) -> None:
+def test_predict_errors_are_one_line(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], fragment: str
+) -> None:
     bogus = tmp_path / "bogus.ckpt"
     bogus.write_text("hello")
-    args = [a.replace("NOTCKPT", str(bogus)).replace("CKPT", str(trained_run / "checkpoints" / "last.ckpt")) for a in args]
-    proc = run("seqsent.predict", *args)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and fragment in proc.stderr
+    args = [
+        a.replace("NOTCKPT", str(bogus)).replace("CKPT", str(trained_run / "checkpoints" / "last.ckpt")) for a in args
+    ]
+    with pytest.raises(SystemExit) as info:
+        predict_main(args)
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err.strip().count("\n") == 0 and fragment in err and err.startswith("error: ")
 
 
 def test_train_refuses_a_directory_holding_another_run(trained_run: Path) -> None:
@@ -124,8 +166,15 @@ def test_fast_dev_run_without_checkpoint_still_tests(tmp_path: Path) -> None:
 
 def test_resume_from_last_checkpoint_continues(trained_run: Path, tmp_path: Path) -> None:
     env = {"SEQSENT_CACHE_DIR": str(trained_run.parent / "cache")}
-    proc = run("seqsent.train", *SMALL, "trainer.max_epochs=3", "trainer.limit_train_batches=5",
-               f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp_path / 'resumed'}", env=env)
+    proc = run(
+        "seqsent.train",
+        *SMALL,
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=5",
+        f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
+        f"hydra.run.dir={tmp_path / 'resumed'}",
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and metrics["global_steps"] == 15

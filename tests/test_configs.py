@@ -33,8 +33,11 @@ def composed(config_name: str, overrides: list[str]):
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_group_option_composes_and_resolves(group: str, option: str, tmp_path: Path) -> None:
     cfg = composed("train", [f"{group}={option}", f"hydra.run.dir={tmp_path}", f"hydra.runtime.output_dir={tmp_path}"])
-    container = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-                 for k in cfg if k != "hydra"}
+    container = {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in cfg
+        if k != "hydra"
+    }
     assert container["model"]["vocab_size"] == container["data"]["vocab_size"]
     model = instantiate(cfg.model)
     assert model.hparams.cell == cfg.model.cell
@@ -55,13 +58,21 @@ def test_seed_experiments_match_the_notebook(tmp_path: Path) -> None:
     for cell in ("rnn", "lstm"):
         cfg = composed("train", [f"experiment=seed_{cell}", f"hydra.runtime.output_dir={tmp_path}"])
         assert cfg.model.cell == cell
-        assert (cfg.data.vocab_size, cfg.data.max_len, cfg.data.padding, cfg.data.truncation) == (10000, 200, "pre", "pre")
+        assert (cfg.data.vocab_size, cfg.data.max_len, cfg.data.padding, cfg.data.truncation) == (
+            10000,
+            200,
+            "pre",
+            "pre",
+        )
         assert (cfg.model.embed_dim, cfg.model.hidden_size, cfg.data.batch_size) == (128, 128, 32)
         assert (cfg.model.lr, cfg.trainer.max_epochs, cfg.data.val_fraction) == (1e-3, 5, 0.2)
         assert not cfg.model.bidirectional and cfg.model.optimizer == "adam"
 
 
 def test_model_choice_swaps_only_the_cell(tmp_path: Path) -> None:
-    cfgs = {m: composed("train", [f"model={m}", f"hydra.runtime.output_dir={tmp_path}"]).model for m in ("rnn", "lstm", "gru")}
+    cfgs = {
+        m: composed("train", [f"model={m}", f"hydra.runtime.output_dir={tmp_path}"]).model
+        for m in ("rnn", "lstm", "gru")
+    }
     strip = {m: {k: v for k, v in OmegaConf.to_container(c).items() if k != "cell"} for m, c in cfgs.items()}
     assert strip["rnn"] == strip["lstm"] == strip["gru"]

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from seqsent.data import BucketBatchSampler, Collator, IMDBDataModule, SyntheticDataModule, pad, truncate
@@ -17,7 +16,9 @@ from seqsent.data.vocab import PAD_ID, UNK_ID, encode, new_tokenizer, train_toke
 
 def test_normalization_lowercases_strips_br_and_splits_punctuation() -> None:
     tok = new_tokenizer()
-    words = tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str("Great movie!<br /><br />LOVED it, really."))
+    words = tok.pre_tokenizer.pre_tokenize_str(
+        tok.normalizer.normalize_str("Great movie!<br /><br />LOVED it, really.")
+    )
     assert [w for w, _ in words] == ["great", "movie", "!", "loved", "it", ",", "really", "."]
 
 

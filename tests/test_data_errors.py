@@ -8,8 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from seqsent.data import IMDBDataModule
-from seqsent.data import sources
+from seqsent.data import IMDBDataModule, sources
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
 from seqsent.errors import SeqsentError
 
@@ -62,7 +61,9 @@ def test_missing_column(tmp_path: Path, missing: str) -> None:
 
 
 def test_labels_outside_zero_one(tmp_path: Path) -> None:
-    write_parquet_dir(tmp_path / "d", {"train": (["ok film"] * 10, [0, 1, 2, 1, 0, 1, 0, 1, 0, 7]), "test": make_reviews(10, 0)})
+    write_parquet_dir(
+        tmp_path / "d", {"train": (["ok film"] * 10, [0, 1, 2, 1, 0, 1, 0, 1, 0, 7]), "test": make_reviews(10, 0)}
+    )
     message = load_error(tmp_path / "d")
     assert "train-00000-of-00001.parquet" in message and "[2, 7]" in message
 

@@ -46,8 +46,9 @@ def test_encoder_shapes(cell: str, layers: int, bi: bool, pooling: str) -> None:
 @pytest.mark.parametrize("cell,layers,bi,pooling", CONFIGS)
 def test_padded_batch_equals_each_review_alone(cell: str, layers: int, bi: bool, pooling: str, side: str) -> None:
     torch.manual_seed(0)
-    model = SequenceClassifier(vocab_size=50, cell=cell, embed_dim=8, hidden_size=6, num_layers=layers,
-                               bidirectional=bi, pooling=pooling).eval()
+    model = SequenceClassifier(
+        vocab_size=50, cell=cell, embed_dim=8, hidden_size=6, num_layers=layers, bidirectional=bi, pooling=pooling
+    ).eval()
     seqs = [torch.randint(2, 50, (n,)).numpy() for n in (9, 4, 1, 6)]
     lengths = torch.tensor([len(s) for s in seqs])
     with torch.no_grad():
@@ -77,3 +78,15 @@ def test_invalid_encoder_arguments_raise() -> None:
         RecurrentEncoder("lstm", pooling="attention")
     with pytest.raises(ValueError, match="learning rate"):
         SequenceClassifier(lr=-1.0)
+
+
+def test_keras_init_matches_keras_defaults() -> None:
+    torch.manual_seed(0)
+    model = SequenceClassifier(vocab_size=40, cell="lstm", embed_dim=8, hidden_size=6, init="keras")
+    lstm = model.encoder.forward_layers[0]
+    bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
+    assert torch.equal(bias[6:12], torch.ones(6))  # forget gate (PyTorch order i, f, g, o)
+    assert torch.equal(bias[:6], torch.zeros(6)) and torch.equal(bias[12:], torch.zeros(12))
+    for block in lstm.weight_hh_l0.detach().chunk(4):
+        torch.testing.assert_close(block @ block.T, torch.eye(6), atol=1e-5, rtol=0)
+    assert model.embedding.weight.abs().max() <= 0.05 and model.embedding.weight[0].abs().sum() == 0

@@ -81,7 +81,12 @@ def prepare(
         "data": fingerprints,
         "vocab": hashlib.sha256(tokenizer_json.encode()).hexdigest()
         if tokenizer_json
-        else {"vocab_size": vocab_size, "min_frequency": min_frequency, "val_fraction": val_fraction, "split_seed": split_seed},
+        else {
+            "vocab_size": vocab_size,
+            "min_frequency": min_frequency,
+            "val_fraction": val_fraction,
+            "split_seed": split_seed,
+        },
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
     entry = cache_dir / f"prep-{key}"

@@ -1,8 +1,8 @@
 """`IMDBDataModule`: tokenized, padded IMDB reviews for Lightning.
 
-    dm = IMDBDataModule(path="../shared/data/imdb", vocab_size=10_000, max_len=200)
-    dm.prepare_data(); dm.setup("fit")
-    batch = next(iter(dm.train_dataloader()))  # {"tokens": (B, T), "lengths": (B,), "labels": (B,)}
+dm = IMDBDataModule(path="../shared/data/imdb", vocab_size=10_000, max_len=200)
+dm.prepare_data(); dm.setup("fit")
+batch = next(iter(dm.train_dataloader()))  # {"tokens": (B, T), "lengths": (B,), "labels": (B,)}
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from seqsent.data.cache import Prepared, default_cache_dir, prepare, split_indic
 from seqsent.data.sources import default_path
 from seqsent.data.vocab import PAD_ID
 from seqsent.errors import SeqsentError
-
 
 PREP_TIMES: dict[int, float] = {}  # prepare_data may assign no state: its duration waits here
 

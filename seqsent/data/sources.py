@@ -136,7 +136,9 @@ def _load_acl_split(acl: Path, split: str) -> Split:
             digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     if not texts:
         raise SeqsentError(f"{base} holds no .txt reviews: the {split} split must not be empty")
-    return Split(texts=texts, labels=np.asarray(labels, dtype=np.int64), origin=str(base), fingerprint=digest.hexdigest())
+    return Split(
+        texts=texts, labels=np.asarray(labels, dtype=np.int64), origin=str(base), fingerprint=digest.hexdigest()
+    )
 
 
 def _review_order(file: Path) -> tuple[int, str]:

@@ -1,6 +1,6 @@
 """A small generated review dataset, written as Hub-style parquet files and loaded like IMDB.
 
-    python -m seqsent.train data=synthetic trainer.max_epochs=2
+python -m seqsent.train data=synthetic trainer.max_epochs=2
 """
 
 from __future__ import annotations
@@ -18,12 +18,64 @@ import pyarrow.parquet as pq
 from seqsent.data.cache import default_cache_dir
 from seqsent.data.datamodule import IMDBDataModule
 
-POSITIVE = "great excellent wonderful loved superb brilliant enjoyable moving fantastic best".split()
-NEGATIVE = "awful terrible boring worst waste dull poor horrible stupid bad".split()
-NEUTRAL = (
-    "the a movie film plot actor actress scene story director camera music ending character "
-    "was is and of to it this that in with for as on but by at from they"
-).split()
+POSITIVE = [
+    "great",
+    "excellent",
+    "wonderful",
+    "loved",
+    "superb",
+    "brilliant",
+    "enjoyable",
+    "moving",
+    "fantastic",
+    "best",
+]
+NEGATIVE = [
+    "awful",
+    "terrible",
+    "boring",
+    "worst",
+    "waste",
+    "dull",
+    "poor",
+    "horrible",
+    "stupid",
+    "bad",
+]
+NEUTRAL = [
+    "the",
+    "a",
+    "movie",
+    "film",
+    "plot",
+    "actor",
+    "actress",
+    "scene",
+    "story",
+    "director",
+    "camera",
+    "music",
+    "ending",
+    "character",
+    "was",
+    "is",
+    "and",
+    "of",
+    "to",
+    "it",
+    "this",
+    "that",
+    "in",
+    "with",
+    "for",
+    "as",
+    "on",
+    "but",
+    "by",
+    "at",
+    "from",
+    "they",
+]
 
 
 def make_reviews(n: int, seed: int, min_words: int = 20, max_words: int = 120) -> tuple[list[str], list[int]]:

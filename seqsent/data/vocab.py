@@ -21,9 +21,7 @@ TOKENIZER_VERSION = "wordlevel-v1"
 def new_tokenizer() -> Tokenizer:
     """An untrained word-level tokenizer with seqsent's normalization."""
     tok = Tokenizer(models.WordLevel(unk_token=UNK))
-    tok.normalizer = normalizers.Sequence(
-        [normalizers.Replace(Regex(TAG_PATTERN), " "), normalizers.Lowercase()]
-    )
+    tok.normalizer = normalizers.Sequence([normalizers.Replace(Regex(TAG_PATTERN), " "), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     return tok
 

@@ -101,7 +101,9 @@ class RecurrentEncoder(nn.Module):
         rnn_cls = CELLS[cell]
         sizes = [input_size] + [hidden_size * directions] * (num_layers - 1)
         self.forward_layers = nn.ModuleList(rnn_cls(s, hidden_size, batch_first=True) for s in sizes)
-        self.backward_layers = nn.ModuleList(rnn_cls(s, hidden_size, batch_first=True) for s in sizes) if bidirectional else None
+        self.backward_layers = (
+            nn.ModuleList(rnn_cls(s, hidden_size, batch_first=True) for s in sizes) if bidirectional else None
+        )
         self.dropout = nn.Dropout(dropout)
         if init == "keras":
             for layer in self.recurrent_layers():
