@@ -17,7 +17,7 @@ POOLINGS = ("last", "mean", "max")
 INITS = ("torch", "keras")
 
 
-def keras_init_(rnn: nn.RNNBase) -> None:
+def keras_init_(rnn: nn.Module) -> None:
     """Keras' recurrent defaults: Glorot-uniform input weights, orthogonal recurrent weights, zero
     biases, and for LSTMs a forget-gate bias of 1 (`unit_forget_bias`). Gates are stacked in
     PyTorch's order (LSTM: i, f, g, o; GRU: r, z, n), each initialized on its own block."""
@@ -25,7 +25,7 @@ def keras_init_(rnn: nn.RNNBase) -> None:
     for name, param in rnn.named_parameters():
         if name.startswith("bias"):
             nn.init.zeros_(param)
-            if isinstance(rnn, nn.LSTM) and name.startswith("bias_ih"):
+            if getattr(rnn, "mode", "") == "LSTM" and name.startswith("bias_ih"):
                 param.data[rnn.hidden_size : 2 * rnn.hidden_size] = 1.0
             continue
         for block in param.data.chunk(gates, dim=0):
