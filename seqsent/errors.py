@@ -6,6 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,6 +37,9 @@ def report_errors(fn: F) -> F:
     """Turn `SeqsentError` (and bad-value `ValueError`s) into `error: ...` and exit code 2.
 
     Set `HYDRA_FULL_ERROR=1` to see the traceback instead.
+
+    Inside a Hydra job the reason also goes to `<run dir>/error.txt`; in a multirun the error is
+    re-raised instead of exiting, so Hydra marks this job failed and runs the others.
     """
 
     @functools.wraps(fn)
@@ -44,9 +48,27 @@ def report_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except Exception as err:
             message = user_message(err)
-            if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            multirun = _record_failure(message or f"{type(err).__name__}: {err}")
+            if message is None or multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             print(f"error: {message}", file=sys.stderr, flush=True)
             sys.exit(EXIT_USER_ERROR)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _record_failure(message: str) -> bool:
+    """Write `error.txt` into the Hydra run dir (if any); True when running a multirun."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized():
+            return False
+        hydra_cfg = HydraConfig.get()
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        if run_dir.is_dir() and not (run_dir / "metrics.json").exists():  # never touch a finished run
+            (run_dir / "error.txt").write_text(" ".join(message.split())[:2000] + "\n", encoding="utf-8")
+        return hydra_cfg.mode == RunMode.MULTIRUN
+    except Exception:  # never hide the original error
+        return False

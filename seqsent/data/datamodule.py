@@ -7,6 +7,7 @@ batch = next(iter(dm.train_dataloader()))  # {"tokens": (B, T), "lengths": (B,),
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class IMDBDataModule(L.LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int = 256,
         num_workers: int = 0,
+        worker_start_method: str | None = None,
         pin_memory: bool | None = None,
         bucket: bool = False,
         fixed_length: bool = False,
@@ -65,6 +67,7 @@ class IMDBDataModule(L.LightningDataModule):
         self.val_fraction, self.split_seed = val_fraction, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.pin_memory, self.bucket = num_workers, pin_memory, bucket
+        self.worker_start_method = worker_start_method
         self.fixed_length = fixed_length
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.tokenizer_json = tokenizer_json
@@ -126,6 +129,11 @@ class IMDBDataModule(L.LightningDataModule):
             "pin_memory": pin,
             "persistent_workers": self.num_workers > 0,
         }
+        if self.num_workers > 0:
+            # explicit "fork" where it exists: also right inside joblib/loky sweep workers, whose
+            # default context cannot start DataLoader workers
+            fork = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+            common["multiprocessing_context"] = self.worker_start_method or fork
         if self.bucket or not train:
             batch_size = self.batch_size if train else self.eval_batch_size
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())  # follows the run's global seed

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+from seqsent.models.scratch_lstm import ScratchLSTM
+
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "lstm_scratch": ScratchLSTM}
 POOLINGS = ("last", "mean", "max")
 INITS = ("torch", "keras")
 

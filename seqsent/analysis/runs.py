@@ -1,0 +1,240 @@
+"""Find run directories below a path and load each run's config, metrics, status and val/acc curve."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from seqsent.errors import SeqsentError
+
+COMPLETED, FAILED, INCOMPLETE = "completed", "failed", "incomplete"
+KNOWN_CELLS = ("rnn", "lstm", "gru")
+SKIP_DIRS = {".hydra", "checkpoints", "tensorboard", "__pycache__"}
+SWEEP_JOB = re.compile(r"^(\d+)_")
+
+
+@dataclass
+class Run:
+    """One training run: where it is, what it trained (`arch`, `seed`, `config`) and how it ended."""
+
+    path: Path
+    name: str
+    arch: str
+    seed: int | None
+    status: str  # completed | failed | incomplete
+    reason: str | None = None  # why it is not completed (error.txt when present)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    val_curve: list[tuple[float, float]] = field(default_factory=list)  # (epoch, val/acc), epochs from 1
+
+    @property
+    def completed(self) -> bool:
+        return self.status == COMPLETED
+
+    @property
+    def test_acc(self) -> float | None:
+        return _number(self.metrics.get("test/acc"))
+
+    @property
+    def val_acc_best(self) -> float | None:
+        return _number(self.metrics.get("val/acc_best"))
+
+    @property
+    def train_seconds(self) -> float | None:
+        return _number(self.metrics.get("train_seconds"))
+
+    @property
+    def num_parameters(self) -> int | None:
+        value = _number(self.metrics.get("num_parameters"))
+        return int(value) if value is not None else None
+
+    @property
+    def best_ckpt(self) -> Path | None:
+        """The best checkpoint (else the last), also when the sweep was moved since training."""
+        for key in ("best_ckpt", "last_ckpt"):
+            value = self.metrics.get(key)
+            if not value:
+                continue
+            for path in (Path(value), self.path / "checkpoints" / Path(value).name):
+                if path.is_file():
+                    return path
+        return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def arch_sort_key(arch: str) -> tuple[int, str, bool]:
+    """rnn, lstm, gru first (each followed by its bi- variant), then any other cell by name."""
+    base = arch.removeprefix("bi-")
+    rank = KNOWN_CELLS.index(base) if base in KNOWN_CELLS else len(KNOWN_CELLS)
+    return rank, base, arch.startswith("bi-")
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Every directory at or below `root` holding `.hydra/config.yaml`, in path order."""
+    found = []
+    for dirpath, dirnames, _ in os.walk(root):
+        here = Path(dirpath)
+        if (here / ".hydra" / "config.yaml").is_file():
+            found.append(here)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+    return sorted(found, key=_path_key)
+
+
+def _path_key(path: Path) -> list[tuple[int, str]]:
+    """Sort job dirs `2_...` before `10_...`."""
+    key = []
+    for part in path.parts:
+        match = SWEEP_JOB.match(part)
+        key.append((int(match[1]), part) if match else (-1, part))
+    return key
+
+
+def load_runs(path: str | os.PathLike[str], curves: bool = True) -> list[Run]:
+    """Load every run below `path` (a sweep dir, a run dir, `outputs/`, ...), sorted by architecture."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise SeqsentError(f"sweep directory {root} does not exist: pass a directory written by seqsent.train")
+    if not root.is_dir():
+        raise SeqsentError(f"{root} is not a directory: pass a sweep dir (multirun/<date>/<time>_<id>) or a run dir")
+    dirs = find_run_dirs(root)
+    if not dirs:
+        raise SeqsentError(
+            f"{root} holds no runs (no .hydra/config.yaml below it): "
+            "pass a dir written by `python -m seqsent.train -m ...` (multirun/<date>/<time>_<id>)"
+        )
+    runs = [load_run(d, curves=curves) for d in dirs]
+    _shorten_names(runs, root)
+    return sorted(runs, key=lambda r: (arch_sort_key(r.arch), _path_key(r.path)))
+
+
+def load_run(run_dir: Path, curves: bool = True) -> Run:
+    """One run: its config, overrides, metrics.json (or error.txt) and, with `curves`, its val/acc."""
+    run_dir = Path(run_dir)
+    run = Run(path=run_dir, name=run_dir.name, arch="unknown", seed=None, status=INCOMPLETE)
+    try:
+        cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    except Exception as err:
+        run.status, run.reason = FAILED, f"unreadable .hydra/config.yaml ({_first_line(str(err))})"
+        return run
+    if isinstance(cfg, DictConfig):
+        run.config = OmegaConf.to_container(cfg, resolve=False)  # type: ignore[assignment]
+        cell = _select(cfg, "model.cell")
+        run.arch = f"bi-{cell}" if cell and _select(cfg, "model.bidirectional") is True else str(cell or "unknown")
+        seed = _select(cfg, "seed")
+        run.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    if overrides_file.is_file():
+        try:
+            run.overrides = [str(o) for o in OmegaConf.load(overrides_file)]  # type: ignore[union-attr]
+        except Exception:
+            run.overrides = []
+    if curves:
+        run.val_curve = read_val_curve(run_dir)
+    _read_status(run)
+    return run
+
+
+def _read_status(run: Run) -> None:
+    metrics_file, error_file = run.path / "metrics.json", run.path / "error.txt"
+    if metrics_file.is_file():
+        try:
+            run.metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            run.status = COMPLETED
+        except (OSError, ValueError) as err:
+            run.status, run.reason = FAILED, f"unreadable metrics.json ({_first_line(str(err))})"
+    elif error_file.is_file():
+        text = error_file.read_text(encoding="utf-8", errors="replace")
+        run.status, run.reason = FAILED, _first_line(text) or "error.txt is empty"
+    else:
+        seen = f"; last validation at epoch {run.val_curve[-1][0]:g}" if run.val_curve else ""
+        run.status, run.reason = INCOMPLETE, f"no metrics.json: still running or killed{seen}"
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:limit] if lines else ""
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    try:
+        return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+    except Exception:
+        return None
+
+
+def read_scalars(run_dir: Path, tags: tuple[str, ...] = ("val/acc", "epoch")) -> dict[str, dict[int, float]]:
+    """`{tag: {step: value}}` from every TensorBoard event file of a run (later files win on a step)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, dict[int, float]] = {tag: {} for tag in tags}
+    files = [p for p in (run_dir / "tensorboard").rglob("events.out.tfevents.*") if p.is_file()]
+    for file in sorted(files, key=_event_file_key):
+        try:
+            acc = EventAccumulator(str(file), size_guidance={"scalars": 0}, purge_orphaned_data=False)
+            acc.Reload()
+            present = set(acc.Tags().get("scalars", []))
+            for tag in tags:
+                if tag in present:
+                    scalars[tag].update({e.step: float(e.value) for e in acc.Scalars(tag)})
+        except Exception:  # a truncated file of a killed run: keep what the others hold
+            continue
+    return scalars
+
+
+def _event_file_key(path: Path) -> tuple[Any, ...]:
+    """events.out.tfevents.<unix time>.<host>.<pid>.<n>: by time, then n (numerically)."""
+    parts = path.name.split(".")
+    numbers = [int(p) if p.isdigit() else 0 for p in (parts[3:4] + parts[-1:])] if len(parts) > 4 else [0, 0]
+    return (str(path.parent), *numbers, path.name)
+
+
+def read_val_curve(run_dir: Path) -> list[tuple[float, float]]:
+    """`(epoch, val/acc)` pairs, epochs counted from 1 (from the `epoch` scalar logged at the same step)."""
+    scalars = read_scalars(run_dir)
+    epochs = sorted(scalars["epoch"].items())
+    curve = []
+    for index, (step, value) in enumerate(sorted(scalars["val/acc"].items())):
+        before = [e for s, e in epochs if s <= step]
+        epoch = scalars["epoch"].get(step, before[-1] if before else float(index))
+        curve.append((epoch + 1.0, value))
+    return curve
+
+
+def _shorten_names(runs: list[Run], root: Path) -> None:
+    """Name runs by their path below `root`; a job dir named `<num>_<override_dirname>` (with `=`) becomes
+    `<num>_<overrides that vary between runs>`, short names such as `4_lstm_seed1` stay."""
+    common = set.intersection(*(set(r.overrides) for r in runs)) if runs else set()
+    for run in runs:
+        rel = run.path.relative_to(root) if run.path != root else Path(run.path.name)
+        match = SWEEP_JOB.match(rel.name)
+        short = rel.name
+        if match and "=" in rel.name and run.overrides:
+            varying = [o for o in run.overrides if o not in common]
+            short = f"{match[1]}_{','.join(varying)}" if varying else match[1]
+        run.name = (rel.parent / short).as_posix()
+
+
+def newest_sweep(base: str | os.PathLike[str]) -> Path:
+    """The newest `<date>/<time>_<id>` sweep dir under `base` (e.g. `multirun/`), by name."""
+    base = Path(base).expanduser()
+    candidates = sorted((p for p in base.glob("*/*") if p.is_dir()), reverse=True) if base.is_dir() else []
+    for sweep in candidates:
+        if find_run_dirs(sweep):
+            return sweep
+    raise SeqsentError(
+        f"no sweep found under {base}: run `python -m seqsent.train -m model=rnn,lstm,gru seed=0,1,2` "
+        "or set SEQSENT_SWEEP_DIR"
+    )

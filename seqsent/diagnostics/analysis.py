@@ -1,0 +1,206 @@
+"""Gradient flow over time and LSTM gate statistics of a `SequenceClassifier` on one batch.
+
+flow = gradient_flow(model, batch)   # batch: {"tokens", "lengths", "labels"} as the data module gives
+flow.mean_norms()                    # (T,): mean ||dLoss_b/dh_t|| at d = 0, 1, ... steps before the end
+flow.gate_stats()                    # {"l0/forget_mean": ..., "l0/forget_saturated": ...} for LSTM layers
+
+`h_t` are the per-step outputs of the top encoder layer's forward direction (what
+`RecurrentEncoder.sequence` returns first). Reviews are left-aligned with different lengths, so
+steps are indexed by their distance from the review's last token (0 = last token) and averaged
+over the reviews that have that step. The loss is each review's own BCE loss (a sum over the
+batch), so a review's gradient does not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqsent.models.classifier import SequenceClassifier
+from seqsent.models.scratch_lstm import ScratchLSTM
+
+Batch = dict[str, Tensor]
+GATES = {"f": "forget", "i": "input", "o": "output"}
+SATURATION = (0.05, 0.95)  # a gate value below the first or above the second counts as saturated
+CELLS: dict[str, Callable[..., nn.Module]] = {
+    "RNN_TANH": nn.RNNCell,
+    "RNN_RELU": functools.partial(nn.RNNCell, nonlinearity="relu"),
+    "GRU": nn.GRUCell,
+    "LSTM": nn.LSTMCell,
+}
+
+
+@dataclass
+class GradFlow:
+    """Sums over reviews (so batches merge by addition): per-distance gradient norms and gate stats."""
+
+    norm_sum: Tensor  # (T,) float64: sum over reviews of ||dLoss_b/dh_t|| at distance d = length_b - 1 - t
+    count: Tensor  # (T,) int64: reviews that have a step at distance d
+    gate_sum: dict[str, float] = field(default_factory=dict)  # "l0/forget_mean" -> sum over valid gate values
+    gate_count: dict[str, int] = field(default_factory=dict)  # "l0" -> valid (step, unit) pairs
+
+    def mean_norms(self) -> Tensor:
+        """(T,) mean norm per distance from the end; NaN where no review is that long."""
+        return torch.where(self.count > 0, self.norm_sum / self.count.clamp(min=1), float("nan"))
+
+    def gate_stats(self) -> dict[str, float]:
+        """Per LSTM layer: mean forget/input/output gate value and the saturated fraction of each."""
+        return {key: value / self.gate_count[key.split("/")[0]] for key, value in self.gate_sum.items()}
+
+    def merge(self, other: GradFlow) -> GradFlow:
+        """The sums of both (batches of different widths are padded to the longer)."""
+        size = max(len(self.count), len(other.count))
+        gate_sum = dict(self.gate_sum)
+        for key, value in other.gate_sum.items():
+            gate_sum[key] = gate_sum.get(key, 0.0) + value
+        gate_count = dict(self.gate_count)
+        for key, value in other.gate_count.items():
+            gate_count[key] = gate_count.get(key, 0) + value
+        return GradFlow(
+            _pad(self.norm_sum, size) + _pad(other.norm_sum, size),
+            _pad(self.count, size) + _pad(other.count, size),
+            gate_sum,
+            gate_count,
+        )
+
+
+def lstm_layers(model: SequenceClassifier) -> dict[str, nn.Module]:
+    """The encoder's LSTM layers (`nn.LSTM` or `ScratchLSTM`) named `l0`, `l1`, `l0_reverse`, ..."""
+    encoder = model.encoder
+    named = {f"l{i}": layer for i, layer in enumerate(encoder.forward_layers)}
+    if encoder.backward_layers is not None:
+        named.update({f"l{i}_reverse": layer for i, layer in enumerate(encoder.backward_layers)})
+    return {name: layer for name, layer in named.items() if getattr(layer, "mode", "") == "LSTM"}
+
+
+def gradient_flow(model: SequenceClassifier, batch: Batch, gates: bool = True) -> GradFlow:
+    """Per-step gradient norms (and, with `gates`, LSTM gate sums) of one batch, in eval mode.
+
+    The fused kernels hide the hidden states that feed the recurrence (the gradient with respect
+    to their per-step output copies holds only the direct term, zero before the last step with
+    `last` pooling), so the top forward layer is unrolled step by step with its own parameters
+    (`nn.RNNCell` / `nn.GRUCell` / `nn.LSTMCell` sharing them) and the gradient is taken with
+    respect to each step's state h_t: the total derivative, through all later steps.
+
+    Leaves the model as it was: train/eval mode restored, no `.grad` written (the gradient is
+    taken with `torch.autograd.grad` with respect to the states only), cuDNN off (cuDNN RNN
+    backward needs train mode).
+    """
+    device = next(model.parameters()).device
+    tokens, lengths = batch["tokens"].to(device), batch["lengths"].to(device)
+    labels = batch["labels"].to(device)
+    states: list[Tensor] = []
+    inputs: dict[str, Tensor] = {}
+    top = model.encoder.forward_layers[-1]
+    hooks = [top.register_forward_hook(lambda module, args, out: unroll(module, args[0], states))]
+    if gates:
+        for name, layer in lstm_layers(model).items():
+            hooks.append(layer.register_forward_hook(_keep_input(inputs, name)))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+            logits = model(tokens, lengths)
+            loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), reduction="sum")
+            grads = torch.autograd.grad(loss, states, allow_unused=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    norms = torch.stack([_norm(g, s) for g, s in zip(grads, states)], dim=1)  # (B, T), left-aligned steps
+    steps = lengths.unsqueeze(1) - 1 - torch.arange(norms.size(1), device=device).unsqueeze(0)  # (B, D)
+    valid = steps >= 0
+    by_distance = norms.gather(1, steps.clamp(min=0)) * valid
+    flow = GradFlow(by_distance.sum(0).double().cpu(), valid.sum(0).long().cpu())
+    layers = lstm_layers(model)
+    for name, inp in inputs.items():
+        _add_gate_sums(flow, name, layers[name], inp, lengths)
+    return flow
+
+
+def unroll(layer: nn.Module, x: Tensor, states: list[Tensor]) -> tuple[Tensor, Any]:
+    """Run a one-layer `nn.RNN`/`nn.GRU`/`nn.LSTM`/`ScratchLSTM` (batch first) step by step with its own
+    parameters; appends every step's state h_t (B, H) to `states`. Returns what the layer returns."""
+    mode, size = layer.mode, layer.hidden_size
+    if mode not in CELLS:
+        raise ValueError(f"cannot unroll a {type(layer).__name__} (mode {mode!r})")
+    cell = CELLS[mode](x.size(-1), size, device="meta")
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        setattr(cell, name, getattr(layer, f"{name}_l0"))
+    h = x.new_zeros(x.size(0), size)
+    c = x.new_zeros(x.size(0), size)
+    for t in range(x.size(1)):
+        if mode == "LSTM":
+            h, c = cell(x[:, t], (h, c))
+        else:
+            h = cell(x[:, t], h)
+        states.append(h)
+    output = torch.stack(states[-x.size(1) :], dim=1) if x.size(1) else x.new_zeros(x.size(0), 0, size)
+    return output, ((h.unsqueeze(0), c.unsqueeze(0)) if mode == "LSTM" else h.unsqueeze(0))
+
+
+def gradient_flow_over(model: SequenceClassifier, batches: Iterable[Batch], gates: bool = True) -> GradFlow:
+    """`gradient_flow` summed over several batches."""
+    total: GradFlow | None = None
+    for batch in batches:
+        flow = gradient_flow(model, batch, gates)
+        total = flow if total is None else total.merge(flow)
+    if total is None:
+        raise ValueError("no batches to analyze")
+    return total
+
+
+@torch.no_grad()
+def lstm_gates(layer: nn.Module, inputs: Tensor) -> dict[str, Tensor]:
+    """Gate activations {"f", "i", "g", "o"} (B, T, H) of an `nn.LSTM` or `ScratchLSTM` layer on
+    left-aligned inputs (B, T, I), from a `ScratchLSTM` carrying the layer's weights."""
+    scratch = ScratchLSTM(inputs.size(-1), layer.hidden_size).to(device=inputs.device, dtype=inputs.dtype)
+    scratch.load_state_dict(layer.state_dict())
+    scratch.record_gates = True
+    scratch(inputs)
+    assert scratch.last_gates is not None
+    return scratch.last_gates
+
+
+def _add_gate_sums(flow: GradFlow, name: str, layer: nn.Module, inputs: Tensor, lengths: Tensor) -> None:
+    gates = lstm_gates(layer, inputs)
+    mask = torch.arange(inputs.size(1), device=inputs.device).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+    low, high = SATURATION
+    for key, label in GATES.items():
+        values = gates[key][mask].double()  # (valid steps, H)
+        flow.gate_sum[f"{name}/{label}_mean"] = float(values.sum())
+        flow.gate_sum[f"{name}/{label}_saturated"] = float(((values < low) | (values > high)).sum())
+    flow.gate_count[name] = int(mask.sum()) * layer.hidden_size
+
+
+def _keep_input(store: dict[str, Tensor], name: str):
+    def hook(module: nn.Module, args: tuple, out: object) -> None:
+        store[name] = args[0].detach()
+
+    return hook
+
+
+def _norm(grad: Tensor | None, state: Tensor) -> Tensor:
+    """Per-review L2 norm (B,) of a state's gradient; zeros when the loss does not reach it."""
+    return state.new_zeros(state.size(0)) if grad is None else grad.detach().norm(dim=-1)
+
+
+def _pad(values: Tensor, size: int) -> Tensor:
+    return F.pad(values, (0, size - len(values)))
+
+
+@contextmanager
+def preserved_rng(device: torch.device) -> Iterator[None]:
+    """Run a block without consuming the global CPU (and current CUDA device) random state."""
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        yield

@@ -1,0 +1,81 @@
+"""`GradientFlow`: a callback that watches gradients vanish (or not) over time during training.
+
+    python -m seqsent.train callbacks=diagnostics model=rnn
+    python -m seqsent.train callbacks=diagnostics callbacks.gradient_flow.every_n_steps=100
+
+Every `every_n_steps` training steps it runs the model (in eval mode, without touching the
+training: no `.grad`, no random state consumed, train mode restored) on a fixed validation batch,
+the first `batch_size` reviews of `trainer.datamodule.val_dataloader()`, taken once, and logs
+
+- `diag/grad_flow` (TensorBoard image): mean ||dLoss/dh_t|| against steps before the end, log y,
+  with the LSTM gate panel for LSTM cells;
+- `diag/grad_norm_per_step` (TensorBoard histogram): those per-step norms;
+- scalars `diag/grad_norm/d<k>` (k steps before the end) and, for LSTM cells,
+  `diag/gates/<layer>/{forget,input,output}_{mean,saturated}` to every logger.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from seqsent.diagnostics.analysis import Batch, GradFlow, gradient_flow, preserved_rng
+from seqsent.diagnostics.plots import plot_gradient_flow
+from seqsent.errors import SeqsentError
+
+DISTANCES = (0, 10, 25, 50, 100, 200, 400)  # steps before the end logged as scalars
+
+
+class GradientFlow(Callback):
+    """Logs gradient flow over time and LSTM gate statistics on a fixed validation batch."""
+
+    def __init__(self, every_n_steps: int = 200, batch_size: int = 64):
+        if every_n_steps < 1 or batch_size < 1:
+            raise SeqsentError(
+                f"GradientFlow every_n_steps={every_n_steps}, batch_size={batch_size}: use whole numbers >= 1"
+            )
+        self.every_n_steps, self.batch_size = every_n_steps, batch_size
+        self._batch: Batch | None = None
+        self._last_step = -1
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if step == 0 or step % self.every_n_steps or step == self._last_step or not trainer.is_global_zero:
+            return
+        self._last_step = step
+        with preserved_rng(pl_module.device):
+            flow = gradient_flow(pl_module, self.fixed_batch(trainer))  # type: ignore[arg-type]
+        self.log_flow(trainer, flow, step, label=f"{getattr(pl_module.hparams, 'cell', 'model')} step {step}")
+
+    def fixed_batch(self, trainer: L.Trainer) -> Batch:
+        """The first `batch_size` validation reviews, collated once and reused at every analysis."""
+        if self._batch is None:
+            with preserved_rng(torch.device("cpu")):  # building loaders may draw seeds
+                datamodule = trainer.datamodule
+                loader = datamodule.val_dataloader() if datamodule is not None else trainer.val_dataloaders
+            if isinstance(loader, (list, tuple)):
+                loader = loader[0]
+            if loader is None:
+                raise SeqsentError("GradientFlow needs validation data: train with a data module that has a val split")
+            dataset = loader.dataset
+            items = [dataset[i] for i in range(min(self.batch_size, len(dataset)))]
+            self._batch = loader.collate_fn(items)
+        return self._batch
+
+    def log_flow(self, trainer: L.Trainer, flow: GradFlow, step: int, label: str = "model") -> None:
+        """Scalars to every logger; the figure and the histogram to TensorBoard loggers."""
+        norms = flow.mean_norms()
+        scalars = {f"diag/grad_norm/d{d}": float(norms[d]) for d in DISTANCES if d < len(norms) and flow.count[d] > 0}
+        scalars.update({f"diag/gates/{key}": value for key, value in flow.gate_stats().items()})
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=step)
+            if isinstance(logger, TensorBoardLogger):
+                writer = logger.experiment
+                writer.add_figure("diag/grad_flow", plot_gradient_flow({label: flow}), global_step=step)
+                writer.add_histogram("diag/grad_norm_per_step", norms[flow.count > 0], global_step=step)

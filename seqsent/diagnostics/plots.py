@@ -1,0 +1,59 @@
+"""Figures of gradient flow over time (log-scale norms by distance from the end) and LSTM gates."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from seqsent.diagnostics.analysis import GATES, SATURATION, GradFlow
+
+GATE_COLUMNS = [f"{label}_mean" for label in GATES.values()] + [f"{label}_saturated" for label in GATES.values()]
+
+
+def plot_gradient_flow(flows: dict[str, GradFlow], title: str | None = None, min_count: int = 1) -> Figure:
+    """One line per model: mean ||dLoss/dh_t|| against steps before the review's last token (log y).
+
+    A second panel shows gate statistics (mean value and saturated fraction of the forget, input
+    and output gates) when any model has LSTM layers. Distances that fewer than `min_count`
+    reviews reach are left out.
+    """
+    has_gates = any(flow.gate_count for flow in flows.values())
+    fig = Figure(figsize=(12.0 if has_gates else 6.5, 4.4), layout="constrained")
+    axes = fig.subplots(1, 2 if has_gates else 1, squeeze=False)[0]
+    ax = axes[0]
+    for label, flow in flows.items():
+        norms = flow.mean_norms().numpy()
+        keep = (flow.count.numpy() >= min_count) & (norms > 0)
+        ax.plot(np.arange(len(norms))[keep], norms[keep], label=label, linewidth=1.6)
+    ax.set_yscale("log")
+    ax.set_xlabel("steps before the review's last token (0 = last token)")
+    ax.set_ylabel("mean ||dLoss / dh_t||")
+    ax.set_title("gradient reaching each step (top layer, forward direction)")
+    ax.grid(True, which="both", alpha=0.3)
+    if flows:
+        ax.legend()
+    if has_gates:
+        _plot_gates(axes[1], flows)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _plot_gates(ax, flows: dict[str, GradFlow]) -> None:
+    series = [
+        (f"{label} {layer}", flow.gate_stats(), layer) for label, flow in flows.items() for layer in flow.gate_count
+    ]
+    x = np.arange(len(GATE_COLUMNS))
+    width = 0.8 / max(len(series), 1)
+    for k, (name, stats, layer) in enumerate(series):
+        values = [stats[f"{layer}/{column}"] for column in GATE_COLUMNS]
+        bars = ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width, label=name)
+        if len(series) <= 4:
+            ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    low, high = SATURATION
+    ax.set_xticks(x, [c.replace("_", "\n") for c in GATE_COLUMNS])
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel(f"mean gate value / fraction < {low} or > {high}")
+    ax.set_title("LSTM gates over valid steps")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)

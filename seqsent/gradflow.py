@@ -1,0 +1,128 @@
+"""Plot how the loss gradient reaches earlier steps of a review, for trained checkpoints.
+
+    python -m seqsent.gradflow ckpt_path=outputs/.../checkpoints/last.ckpt
+    python -m seqsent.gradflow ckpt_paths=[RNN_RUN/checkpoints/last.ckpt,LSTM_RUN/checkpoints/last.ckpt] \\
+        labels=[RNN,LSTM] out=gradflow.png split=val num_reviews=512
+
+For each checkpoint: the first `num_reviews` reviews of the `split` (val|test) of `data` (default
+IMDB from $SEQSENT_IMDB_DIR), encoded with the checkpoint's own vocabulary, max_len and padding;
+mean ||dLoss/dh_t|| of the top layer's states against steps before each review's last token
+(`seqsent.diagnostics.gradient_flow`), and LSTM gate statistics as a second panel. Writes the PNG
+(`out`, default <run dir>/gradflow.png) and the numbers as `gradflow.json` in the run dir.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from seqsent.checkpoint import load_classifier, preprocessing_of
+from seqsent.data.batching import Collator, EncodedReviews
+from seqsent.diagnostics import GradFlow, gradient_flow_over, plot_gradient_flow
+from seqsent.errors import SeqsentError, report_errors
+from seqsent.models import SequenceClassifier
+from seqsent.utils import config_dir, register_resolvers, write_json
+
+register_resolvers()
+
+SHOWN = (0, 10, 25, 50, 100, 199)  # distances printed in the summary
+
+
+@report_errors
+def gradflow(cfg: DictConfig) -> dict:
+    """Analyze every checkpoint of `cfg`, write the figure and `gradflow.json`; returns the numbers."""
+    paths = [str(p) for p in (cfg.get("ckpt_paths") or [])] + ([str(cfg.ckpt_path)] if cfg.get("ckpt_path") else [])
+    labels = [str(label) for label in (cfg.get("labels") or [])]
+    _check_args(cfg, paths, labels)
+    device = torch.device(cfg.device)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    L.seed_everything(cfg.seed)
+    flows: dict[str, GradFlow] = {}
+    report: dict = {"split": cfg.split, "num_reviews": cfg.num_reviews, "models": {}}
+    for k, path in enumerate(paths):
+        model = load_classifier(path, map_location=device)
+        label = labels[k] if labels else f"{model.hparams.cell} ({Path(path).resolve().parent.parent.name})"
+        dataset, collate = _reviews(cfg, model, path)
+        n = min(cfg.num_reviews, len(dataset))
+        batches = (
+            collate([dataset[i] for i in range(start, min(start + cfg.batch_size, n))])
+            for start in range(0, n, cfg.batch_size)
+        )
+        flow = gradient_flow_over(model, batches)
+        flows[label] = flow
+        report["models"][label] = _describe(flow, path, model.hparams.cell)
+        print(f"{label}: {_summary_line(flow)}", flush=True)
+    out = Path(cfg.out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    title = f"{cfg.num_reviews} {cfg.split} reviews"
+    plot_gradient_flow(flows, title=title).savefig(out, dpi=cfg.dpi)
+    write_json(run_dir / "gradflow.json", report)
+    print(f"\n== seqsent gradflow ==\n  figure: {out}\n  numbers: {run_dir / 'gradflow.json'}", flush=True)
+    return report
+
+
+def _check_args(cfg: DictConfig, paths: list[str], labels: list[str]) -> None:
+    usage = "python -m seqsent.gradflow ckpt_path=RUN/checkpoints/last.ckpt (or ckpt_paths=[a,b] labels=[A,B])"
+    if not paths:
+        raise SeqsentError(f"no checkpoint given: {usage}")
+    if labels and len(labels) != len(paths):
+        raise SeqsentError(f"{len(labels)} labels for {len(paths)} checkpoints: give one label per checkpoint")
+    if len(set(labels)) != len(labels):
+        raise SeqsentError(f"labels={labels} repeat a name: give each checkpoint its own label")
+    if cfg.split not in ("val", "test"):
+        raise SeqsentError(f"split={cfg.split!r}: use val or test")
+    if cfg.num_reviews < 1 or cfg.batch_size < 1:
+        raise SeqsentError(f"num_reviews={cfg.num_reviews}, batch_size={cfg.batch_size}: use whole numbers >= 1")
+    if str(cfg.device).startswith("cuda") and not torch.cuda.is_available():
+        raise SeqsentError("device=cuda but no CUDA GPU is available: use device=cpu")
+
+
+def _reviews(cfg: DictConfig, model: SequenceClassifier, path: str) -> tuple[EncodedReviews, Collator]:
+    """The split's reviews encoded with the checkpoint's preprocessing, and the batch collator."""
+    prep = preprocessing_of(model, path)
+    datamodule = instantiate(
+        cfg.data,
+        tokenizer_json=prep["tokenizer_json"],
+        max_len=prep["max_len"],
+        padding=prep["padding"],
+        truncation=prep["truncation"],
+    )
+    datamodule.prepare_data()
+    datamodule.setup("fit" if cfg.split == "val" else "test")
+    return (datamodule.val_set if cfg.split == "val" else datamodule.test_set), datamodule.collator
+
+
+def _describe(flow: GradFlow, path: str, cell: str) -> dict:
+    norms = flow.mean_norms()
+    return {
+        "ckpt_path": str(Path(path).resolve()),
+        "cell": cell,
+        "mean_grad_norm_by_distance": [None if math.isnan(v) else v for v in norms.tolist()],
+        "reviews_by_distance": flow.count.tolist(),
+        "gates": flow.gate_stats(),
+    }
+
+
+def _summary_line(flow: GradFlow) -> str:
+    norms = flow.mean_norms()
+    parts = [f"d{d} {norms[d].item():.2e}" for d in SHOWN if d < len(norms) and flow.count[d] > 0]
+    gates = flow.gate_stats()
+    forget = [f"{k.split('/')[0]} forget {v:.2f}" for k, v in gates.items() if k.endswith("forget_mean")]
+    line = "mean ||dLoss/dh_t|| at steps before the end: " + ", ".join(parts)
+    return line + ("; " + ", ".join(forget) if forget else "")
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="gradflow")
+def main(cfg: DictConfig) -> None:
+    gradflow(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Hydra multirun: one directory per job named by architecture and seed, failures recorded and
+isolated, TensorBoard HPARAMS, the Optuna search and the parallel launcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from seqsent.utils import config_dir, register_resolvers
+
+TINY = [
+    "data=synthetic",
+    "data.n_train=160",
+    "data.n_test=60",
+    "data.vocab_size=150",
+    "model.hidden_size=8",
+    "model.embed_dim=8",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+]
+
+
+def multirun(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+    env = {**os.environ, "SEQSENT_OUTPUT_DIR": str(tmp_path / "out"), "SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqsent.train", "-m", *args, *TINY],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
+    sweeps = sorted((tmp_path / "out").glob("*/*"))
+    assert len(sweeps) == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc, sweeps[0]
+
+
+def test_sweep_names_jobs_and_survives_a_failing_job(tmp_path: Path) -> None:
+    proc, sweep = multirun(tmp_path, "model=rnn,gru", "model.lr=1e-3,-1")
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0_rnn_seed42", "1_rnn_seed42", "2_gru_seed42", "3_gru_seed42"]
+    assert proc.returncode != 0  # Hydra reports the failures when the sweep ends
+    for ok in ("0_rnn_seed42", "2_gru_seed42"):
+        metrics = json.loads((sweep / ok / "metrics.json").read_text())
+        assert "test/acc" in metrics
+    for bad in ("1_rnn_seed42", "3_gru_seed42"):
+        assert not (sweep / bad / "metrics.json").exists()
+        assert "learning rate must be positive" in (sweep / bad / "error.txt").read_text()
+    records = [json.loads(line) for line in (sweep / "jobs.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["completed", "failed", "completed", "failed"]
+    assert "[sweep] 1_rnn_seed42: FAILED" in proc.stdout
+
+
+def test_hparams_are_logged_for_tensorboard(tmp_path: Path) -> None:
+    proc, sweep = multirun(tmp_path, "seed=0,1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for job in ("0_lstm_seed0", "1_lstm_seed1"):
+        tags: set[str] = set()
+        for event in (sweep / job / "tensorboard").glob("events.out.tfevents.*"):
+            acc = EventAccumulator(str(event))
+            acc.Reload()
+            tags |= set(acc.Tags()["scalars"])
+            try:
+                tags |= set(acc.PluginTagToContent("hparams"))
+            except KeyError:  # this events file holds no hparams summary
+                pass
+        assert "_hparams_/session_start_info" in tags and "_hparams_/experiment" in tags
+        assert {"val/acc_best", "test/acc", "time/train_seconds"} <= tags
+
+
+@pytest.mark.parametrize("override", ["hydra/launcher=local_parallel", "hparams_search=lstm_optuna"])
+def test_sweep_plugins_compose(override: str) -> None:
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[override], return_hydra_config=True)
+    target = cfg.hydra.launcher._target_ if "launcher" in override else cfg.hydra.sweeper._target_
+    assert target.split(".")[-1] in {"JoblibLauncher", "OptunaSweeper"}
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_three_trials(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    proc, sweep = multirun(tmp_path, "hparams_search=lstm_optuna", "hydra.sweeper.n_trials=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Best parameters" in proc.stdout + proc.stderr
+    done = [p for p in sweep.iterdir() if (p / "metrics.json").is_file()]
+    assert len(done) == 3
+    configs = {(p / ".hydra" / "overrides.yaml").read_text() for p in done}
+    assert len(configs) == 3  # three different trials
+
+
+@pytest.mark.slow
+def test_parallel_launcher_with_dataloader_workers(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    proc, sweep = multirun(tmp_path, "hydra/launcher=local_parallel", "model=rnn,lstm", "data.num_workers=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list(sweep.glob("*/metrics.json"))) == 2
