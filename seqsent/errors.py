@@ -33,13 +33,19 @@ def user_message(err: BaseException) -> str | None:
     return None
 
 
-def report_errors(fn: F) -> F:
+def report_job_errors(fn: F) -> F:
+    """`report_errors` for Hydra task functions: also records `error.txt` and lets multiruns go on."""
+    return report_errors(fn, hydra_job=True)
+
+
+def report_errors(fn: F, hydra_job: bool = False) -> F:
     """Turn `SeqsentError` (and bad-value `ValueError`s) into `error: ...` and exit code 2.
 
     Set `HYDRA_FULL_ERROR=1` to see the traceback instead.
 
-    Inside a Hydra job the reason also goes to `<run dir>/error.txt`; in a multirun the error is
-    re-raised instead of exiting, so Hydra marks this job failed and runs the others.
+    With `hydra_job` (see `report_job_errors`) the reason also goes to `<run dir>/error.txt`, and in
+    a multirun the error is re-raised instead of exiting, so Hydra marks this job failed and runs
+    the others.
     """
 
     @functools.wraps(fn)
@@ -48,7 +54,7 @@ def report_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except Exception as err:
             message = user_message(err)
-            multirun = _record_failure(message or f"{type(err).__name__}: {err}")
+            multirun = hydra_job and _record_failure(message or f"{type(err).__name__}: {err}")
             if message is None or multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             print(f"error: {message}", file=sys.stderr, flush=True)

@@ -6,6 +6,7 @@ The vocabulary, max_len and padding sides come from the checkpoint; `data.path` 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -17,13 +18,13 @@ from omegaconf import DictConfig
 from seqsent.builders import build_trainer
 from seqsent.callbacks import progress_bar
 from seqsent.checkpoint import load_classifier, preprocessing_of
-from seqsent.errors import report_errors
-from seqsent.utils import config_dir, register_resolvers, write_json
+from seqsent.errors import report_errors, report_job_errors
+from seqsent.utils import check_group_choices, config_dir, register_resolvers, write_json
 
 register_resolvers()
 
 
-@report_errors
+@report_job_errors
 def evaluate(cfg: DictConfig) -> dict:
     """Test metrics of `cfg.ckpt_path` on the test split of `cfg.data`."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -48,8 +49,14 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
-def main(cfg: DictConfig) -> float:
+def _hydra_main(cfg: DictConfig) -> float:
     return evaluate(cfg)["test/acc"]
+
+
+def main() -> None:
+    """Console entry point: one-line errors for unknown config choices, then Hydra."""
+    report_errors(check_group_choices)(sys.argv[1:])
+    _hydra_main()
 
 
 if __name__ == "__main__":

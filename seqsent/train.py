@@ -4,6 +4,7 @@
     python -m seqsent.train experiment=seed_lstm            # the notebook's LSTM
     python -m seqsent.train model=rnn trainer.max_epochs=3  # any config value can be overridden
     python -m seqsent.train -m model=rnn,lstm,gru seed=0,1  # a Hydra sweep
+    python -m seqsent.train ckpt_path=RUN/checkpoints/last.ckpt   # resume RUN in place
 
 Writes into the Hydra run dir: `checkpoints/` (best on val/acc and last), `tensorboard/`,
 `metrics.json`. Returns `optimized_metric` for Hydra sweepers.
@@ -11,6 +12,7 @@ Writes into the Hydra run dir: `checkpoints/` (best on val/acc and last), `tenso
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -19,12 +21,13 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seqsent.builders import build_trainer, instantiate_group, log_hparams, tensorboard_dir
 from seqsent.callbacks import EpochTimer
-from seqsent.errors import SeqsentError, report_errors
-from seqsent.utils import config_dir, register_resolvers, write_json
+from seqsent.checkpoint import read_checkpoint
+from seqsent.errors import SeqsentError, report_errors, report_job_errors
+from seqsent.utils import check_group_choices, config_dir, register_resolvers, write_json
 
 register_resolvers()
 
@@ -36,7 +39,7 @@ def check_run_dir(run_dir: Path, ckpt_path: str | None) -> None:
     found = [m for m in RUN_MARKERS if (run_dir / m).exists()]
     if not found:
         return
-    if ckpt_path and Path(ckpt_path).resolve().is_relative_to(run_dir.resolve()):
+    if ckpt_path == "last" or (ckpt_path and Path(ckpt_path).resolve().is_relative_to(run_dir.resolve())):
         return
     raise SeqsentError(
         f"output directory {run_dir} already holds a run ({', '.join(found)}): choose another hydra.run.dir, "
@@ -44,12 +47,36 @@ def check_run_dir(run_dir: Path, ckpt_path: str | None) -> None:
     )
 
 
-@report_errors
+def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint to resume from (`last` means this run dir's last.ckpt), checked to be a
+    readable seqsent checkpoint whose model settings match the configured model."""
+    ckpt_path = cfg.get("ckpt_path")
+    if not ckpt_path:
+        return None
+    if ckpt_path == "last":
+        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+    hparams = read_checkpoint(ckpt_path)["hyper_parameters"]
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    differ = [
+        f"model.{k}={model_cfg[k]!r} (checkpoint: {v!r})"
+        for k, v in hparams.items()
+        if k in model_cfg and model_cfg[k] != v
+    ]
+    if differ:
+        raise SeqsentError(
+            f"{ckpt_path} was trained with other settings: {', '.join(differ[:4])}: "
+            "pass the run's overrides again (see its .hydra/overrides.yaml)"
+        )
+    return ckpt_path
+
+
+@report_job_errors
 def train(cfg: DictConfig) -> dict:
     """Fit, test the best checkpoint, write `metrics.json`; returns the metrics."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     check_run_dir(run_dir, cfg.get("ckpt_path"))
-    L.seed_everything(cfg.seed, workers=True)
+    ckpt_path = resolve_resume(cfg, run_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"))
@@ -59,7 +86,12 @@ def train(cfg: DictConfig) -> dict:
         log_hparams(loggers, cfg)
 
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except FloatingPointError as err:
+        last = run_dir / "checkpoints" / "last.ckpt"
+        kept = f"last good checkpoint kept: {last}" if last.is_file() else "no checkpoint was written yet"
+        raise SeqsentError(f"{err}: lower model.lr or set trainer.gradient_clip_val; {kept}") from None
     train_seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise SeqsentError(f"training was interrupted; resume with ckpt_path={run_dir}/checkpoints/last.ckpt")
@@ -108,10 +140,16 @@ def summary(metrics: dict, run_dir: Path, tb_dir: Path | None) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def _hydra_main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return float(value) if value is not None else None
+
+
+def main() -> None:
+    """Console entry point: one-line errors for unknown config choices, then Hydra."""
+    report_errors(check_group_choices)(sys.argv[1:])
+    _hydra_main()
 
 
 if __name__ == "__main__":

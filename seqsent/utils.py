@@ -23,9 +23,31 @@ def config_dir() -> str:
 
 
 def register_resolvers() -> None:
-    """`${uid:}`: a short random id, cached per config, so run dirs never collide."""
+    """`${uid:}`: a short random id, cached per config, so run dirs never collide.
+    `${resume_dir:CKPT,DEFAULT}`: the run dir that holds checkpoint CKPT, else DEFAULT.
+    `${hydra_subdir:CKPT}`: `.hydra` for a new run, a fresh `.hydra-resume-<id>` for a resumed one,
+    so resuming never overwrites the original run's config record."""
     if not OmegaConf.has_resolver("uid"):
         OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True)
+    if not OmegaConf.has_resolver("resume_dir"):
+        OmegaConf.register_new_resolver("resume_dir", lambda ckpt, default: str(run_dir_of(ckpt) or default))
+    if not OmegaConf.has_resolver("hydra_subdir"):
+        OmegaConf.register_new_resolver(
+            "hydra_subdir",
+            lambda ckpt: f".hydra-resume-{secrets.token_hex(3)}" if run_dir_of(ckpt) else ".hydra",
+            use_cache=True,
+        )
+
+
+def run_dir_of(ckpt_path: Any) -> Path | None:
+    """The run directory of a checkpoint at `<run>/checkpoints/<name>.ckpt`, else None."""
+    if not ckpt_path or not isinstance(ckpt_path, str) or ckpt_path == "last":
+        return None
+    ckpt = Path(ckpt_path).expanduser().resolve()
+    run = ckpt.parent.parent
+    if ckpt.parent.name == "checkpoints" and (run / ".hydra").is_dir():
+        return run
+    return None
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -65,3 +87,20 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = str(value)
     return out
+
+
+def check_group_choices(argv: list[str]) -> None:
+    """Fail in one line on `group=option` overrides naming no config file (before Hydra's
+    multi-line error), e.g. `model=transformer`. Sweeps (`model=rnn,lstm`) are checked per item."""
+    from seqsent.errors import SeqsentError
+
+    conf = Path(config_dir())
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if not sep or "." in key or "/" in key or not (conf / key).is_dir() or value in ("", "null"):
+            continue
+        for option in value.split(","):
+            if option and not (conf / key / f"{option}.yaml").is_file():
+                known = ", ".join(sorted(p.stem for p in (conf / key).glob("*.yaml")))
+                raise SeqsentError(f"unknown {key}={option}: choose one of {known}")

@@ -70,12 +70,14 @@ class Collator:
 
 
 class BucketBatchSampler(Sampler[list[int]]):
-    """Batches of reviews of similar length, to cut padding.
+    """Seeded batches, by default of reviews of similar length (to cut padding).
 
-    Training (`shuffle=True`): shuffle, cut into pools of `pool_batches` batches, sort each pool by
-    length, batch it, shuffle the batches; reseeded by `set_epoch`. Evaluation (`shuffle=False`):
-    sorted by length. With `num_replicas > 1` each rank takes every `num_replicas`-th batch
-    (the batch list is padded by repetition so ranks get equal counts).
+    Training (`shuffle=True`): a permutation seeded by (`seed`, epoch); with `bucket=True` it is cut
+    into pools of `pool_batches` batches, each pool sorted by length, and the batches shuffled;
+    with `bucket=False` the permutation is simply batched. Evaluation (`shuffle=False`): sorted by
+    length. With `num_replicas > 1` each rank takes every `num_replicas`-th batch (the batch list
+    is padded by repetition so ranks get equal counts). `skip_batches(n)` makes the next
+    iteration start at batch `n` (exact mid-epoch resume).
     """
 
     def __init__(
@@ -88,12 +90,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         drop_last: bool = False,
         num_replicas: int = 1,
         rank: int = 0,
+        bucket: bool = True,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.lengths, self.batch_size, self.shuffle, self.seed = np.asarray(lengths), batch_size, shuffle, seed
         self.pool_batches, self.drop_last = pool_batches, drop_last
         self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+        self.bucket, self._skip = bucket, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -106,23 +110,30 @@ class BucketBatchSampler(Sampler[list[int]]):
         else:
             rng = np.random.default_rng((self.seed, self.epoch))
             perm = rng.permutation(n)
-            pool = self.batch_size * self.pool_batches
+            pool = self.batch_size * self.pool_batches if self.bucket else n
             batches = []
             for start in range(0, n, pool):
                 chunk = perm[start : start + pool]
-                chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+                if self.bucket:
+                    chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
                 batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
             if self.drop_last and batches and len(batches[-1]) < self.batch_size:
                 batches = [b for b in batches if len(b) == self.batch_size]
-            batches = [batches[i] for i in rng.permutation(len(batches))]
+            if self.bucket:
+                batches = [batches[i] for i in rng.permutation(len(batches))]
         if self.num_replicas > 1 and batches:
             per_rank = -(-len(batches) // self.num_replicas)
             batches = (batches * self.num_replicas)[: per_rank * self.num_replicas]
             batches = batches[self.rank :: self.num_replicas]
         return batches
 
+    def skip_batches(self, n: int) -> None:
+        """Start the next iteration at batch `n` of this epoch (once)."""
+        self._skip = n
+
     def __iter__(self) -> Iterator[list[int]]:
-        for batch in self._batches():
+        skip, self._skip = self._skip, 0
+        for batch in self._batches()[skip:]:
             yield batch.tolist()
 
     def __len__(self) -> int:

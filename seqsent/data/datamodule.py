@@ -134,12 +134,14 @@ class IMDBDataModule(L.LightningDataModule):
             # default context cannot start DataLoader workers
             fork = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
             common["multiprocessing_context"] = self.worker_start_method or fork
-        if self.bucket or not train:
-            batch_size = self.batch_size if train else self.eval_batch_size
-            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())  # follows the run's global seed
-            sampler = BucketBatchSampler(self._truncated_lengths(dataset), batch_size, shuffle=train, seed=seed)
-            return DataLoader(dataset, batch_sampler=sampler, **common)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, **common)
+        batch_size = self.batch_size if train else self.eval_batch_size
+        # the run's global seed (torch.initial_seed after seed_everything), not the RNG's position:
+        # the same order on a resumed run
+        seed = torch.initial_seed() % (2**31)
+        sampler = BucketBatchSampler(
+            self._truncated_lengths(dataset), batch_size, shuffle=train, seed=seed, bucket=self.bucket or not train
+        )
+        return DataLoader(dataset, batch_sampler=sampler, **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)

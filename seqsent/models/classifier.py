@@ -15,6 +15,7 @@ from seqsent.models.encoders import RecurrentEncoder, left_align
 SCHEDULERS = ("none", "cosine", "onecycle")
 OPTIMIZERS = ("adam", "adamw")
 PREPROCESSING_KEY = "seqsent_preprocessing"
+BEST_KEY = "seqsent_val_acc_best"  # MaxMetric state is not in state_dict; resume restores it from here
 
 
 class SequenceClassifier(L.LightningModule):
@@ -72,6 +73,7 @@ class SequenceClassifier(L.LightningModule):
         self.train_acc, self.val_acc = BinaryAccuracy(), BinaryAccuracy()
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
+        self._resumed_best: float | None = None
         self.test_acc, self.test_f1, self.test_auroc = BinaryAccuracy(), BinaryF1Score(), BinaryAUROC()
 
     # -- model --------------------------------------------------------------------------------
@@ -91,6 +93,8 @@ class SequenceClassifier(L.LightningModule):
         self.val_loss.reset()
         self.val_acc.reset()
         self.val_acc_best.reset()
+        if self._resumed_best is not None:  # a resumed run keeps the best of its earlier epochs
+            self.val_acc_best.update(self._resumed_best)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, probs, target = self._shared_step(batch)
@@ -102,6 +106,11 @@ class SequenceClassifier(L.LightningModule):
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+            raise FloatingPointError(f"non-finite gradient at step {self.global_step}")
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, probs, target = self._shared_step(batch)
@@ -157,6 +166,9 @@ class SequenceClassifier(L.LightningModule):
             prep = trainer.datamodule.preprocessing()
         if prep is not None:
             checkpoint[PREPROCESSING_KEY] = dict(prep)
+        if self.val_acc_best.update_count:
+            checkpoint[BEST_KEY] = float(self.val_acc_best.compute())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.preprocessing = checkpoint.get(PREPROCESSING_KEY)
+        self._resumed_best = checkpoint.get(BEST_KEY)

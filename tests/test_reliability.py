@@ -1,0 +1,173 @@
+"""Faults: SIGKILL mid-epoch then resume gives the uninterrupted result; same seed, same metrics;
+non-finite loss stops with the step named; concurrent cache builders; atomic checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqsent.reliability import AtomicCheckpointIO, rng_state, set_rng_state
+
+TESTS = Path(__file__).parent
+RUN = [
+    "data=synthetic",
+    "data.n_train=400",
+    "data.n_test=100",
+    "data.vocab_size=400",
+    "data.batch_size=8",
+    "data.bucket=true",
+    "model.hidden_size=16",
+    "model.embed_dim=16",
+    "model.dropout=0.3",
+    "model.embed_dropout=0.2",
+    "model.pooling=mean",
+    "model.lr=2e-2",
+    "model.scheduler=cosine",
+    "trainer.max_epochs=3",
+    "callbacks.step_checkpoint.every_n_train_steps=5",
+    "+callbacks.throttle._target_=faults.Throttle",
+    "+callbacks.throttle.seconds=0.03",
+]
+
+
+def env_for(root: Path) -> dict:
+    return {**os.environ, "SEQSENT_CACHE_DIR": str(root / "cache"), "PYTHONPATH": str(TESTS)}
+
+
+def train(root: Path, name: str, *extra: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqsent.train", *RUN, f"hydra.run.dir={root / name}", *extra],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env_for(root),
+        cwd=root,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((root / name / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("ref")
+    return root, train(root, "a")
+
+
+def test_same_seed_same_metrics(reference: tuple[Path, dict]) -> None:
+    root, first = reference
+    second = train(root, "b")
+    for key in ("val/acc_best", "test/acc", "test/loss", "test/auroc"):
+        assert first[key] == second[key], key
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference: tuple[Path, dict]) -> None:
+    root, expected = reference
+    log = (root / "killed.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqsent.train", *RUN, f"hydra.run.dir={root / 'k'}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env_for(root),
+        cwd=root,
+    )
+    deadline = time.time() + 240
+    while "epoch 2/3 step 24/" not in (root / "killed.log").read_text():
+        assert proc.poll() is None and time.time() < deadline, (root / "killed.log").read_text()[-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ckpt = torch.load(root / "k" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    steps_per_epoch = 40
+    assert steps_per_epoch < ckpt["global_step"] < 2 * steps_per_epoch  # the kill was mid-epoch 2
+    assert not (root / "k" / "metrics.json").exists()
+    resumed = train(root, "k", f"ckpt_path={root / 'k' / 'checkpoints' / 'last.ckpt'}")
+    assert resumed["global_steps"] == expected["global_steps"] == 3 * steps_per_epoch
+    assert expected["test/auroc"] > 0.7  # it learned, so equal metrics mean something
+    for key in ("val/acc_best", "test/acc", "test/loss", "test/auroc"):
+        assert resumed[key] == expected[key], key
+    final = [torch.load(root / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for run in "ak"]
+    for name, tensor in final[0].items():
+        assert torch.equal(tensor, final[1][name]), name
+    assert (root / "k" / ".hydra" / "config.yaml").is_file() and list((root / "k").glob(".hydra-resume-*"))
+    events = list((root / "k" / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) >= 2  # one TensorBoard run directory, continued
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_checkpoint(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seqsent.train",
+            *RUN[:7],
+            "callbacks.step_checkpoint.every_n_train_steps=1",
+            "+callbacks.poison._target_=faults.Poison",
+            "+callbacks.poison.at_step=7",
+            f"hydra.run.dir={tmp_path / 'nan'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env_for(tmp_path),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "non-finite training loss nan at step 7" in line and "last good checkpoint kept" in line
+    ckpt = torch.load(tmp_path / "nan" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 7
+    assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
+
+
+def test_atomic_checkpoint_io_never_leaves_partial_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    io = AtomicCheckpointIO()
+    target = tmp_path / "last.ckpt"
+    io.save_checkpoint({"x": torch.ones(3)}, target)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        io.save_checkpoint({"x": torch.zeros(3)}, target)
+    assert torch.load(target, weights_only=True)["x"].tolist() == [1.0, 1.0, 1.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_rng_state_round_trips_through_weights_only(tmp_path: Path) -> None:
+    state = rng_state()
+    torch.save(state, tmp_path / "rng.pt")
+    expected = torch.rand(3)
+    torch.rand(5)
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_concurrent_cache_builders_never_leave_half_written_entries(tmp_path: Path, imdb_dir: Path) -> None:
+    code = (
+        "import sys; from seqsent.data import IMDBDataModule; "
+        "dm = IMDBDataModule(path=sys.argv[1], vocab_size=120, cache_dir=sys.argv[2]); dm.setup(); "
+        "print(len(dm.train_set), dm.data.directory)"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(imdb_dir), str(tmp_path / "c")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
+    assert len({o[0] for o in outs}) == 1
+    entries = list((tmp_path / "c").iterdir())
+    assert len(entries) == 1 and (entries[0] / "meta.json").is_file()
