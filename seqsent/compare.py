@@ -52,6 +52,8 @@ def compare(path: str | Path, out: str | Path | None = None) -> tuple[list[Run],
     runs = load_runs(path)
     summaries = summarize(runs)
     out_dir = Path(out if out is not None else path).expanduser()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SeqsentError(f"out={out_dir} is a file: pass a directory for the report")
     files = write_report(runs, summaries, out_dir, path)
     fig = comparison_figure(runs)
     files.append(save_figure(fig, out_dir / "comparison.png"))

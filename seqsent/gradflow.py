@@ -24,7 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seqsent.checkpoint import load_classifier, preprocessing_of
-from seqsent.data.batching import Collator, EncodedReviews
+from seqsent.data import IMDBDataModule
 from seqsent.diagnostics import GradFlow, gradient_flow_over, plot_gradient_flow
 from seqsent.errors import SeqsentError, report_errors
 from seqsent.models import SequenceClassifier
@@ -49,19 +49,22 @@ def gradflow(cfg: DictConfig) -> dict:
     for k, path in enumerate(paths):
         model = load_classifier(path, map_location=device)
         label = labels[k] if labels else f"{model.hparams.cell} ({Path(path).resolve().parent.parent.name})"
-        dataset, collate = _reviews(cfg, model, path)
+        datamodule = _datamodule(cfg, model, path)
+        dataset, collate = datamodule.val_set if cfg.split == "val" else datamodule.test_set, datamodule.collator
         n = min(cfg.num_reviews, len(dataset))
         batches = (
             collate([dataset[i] for i in range(start, min(start + cfg.batch_size, n))])
             for start in range(0, n, cfg.batch_size)
         )
+        report["data_path"] = str(datamodule.path)
         flow = gradient_flow_over(model, batches)
         flows[label] = flow
         report["models"][label] = _describe(flow, path, model.hparams.cell)
         print(f"{label}: {_summary_line(flow)}", flush=True)
     out = Path(cfg.out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    title = f"{cfg.num_reviews} {cfg.split} reviews"
+    split = "validation" if cfg.split == "val" else "test"
+    title = f"mean over the first {n} {split} reviews of {Path(report['data_path']).name}"
     plot_gradient_flow(flows, title=title).savefig(out, dpi=cfg.dpi)
     write_json(run_dir / "gradflow.json", report)
     print(f"\n== seqsent gradflow ==\n  figure: {out}\n  numbers: {run_dir / 'gradflow.json'}", flush=True)
@@ -84,8 +87,8 @@ def _check_args(cfg: DictConfig, paths: list[str], labels: list[str]) -> None:
         raise SeqsentError("device=cuda but no CUDA GPU is available: use device=cpu")
 
 
-def _reviews(cfg: DictConfig, model: SequenceClassifier, path: str) -> tuple[EncodedReviews, Collator]:
-    """The split's reviews encoded with the checkpoint's preprocessing, and the batch collator."""
+def _datamodule(cfg: DictConfig, model: SequenceClassifier, path: str) -> IMDBDataModule:
+    """`cfg.data`, set up with the checkpoint's vocabulary, max_len and padding."""
     prep = preprocessing_of(model, path)
     datamodule = instantiate(
         cfg.data,
@@ -96,7 +99,7 @@ def _reviews(cfg: DictConfig, model: SequenceClassifier, path: str) -> tuple[Enc
     )
     datamodule.prepare_data()
     datamodule.setup("fit" if cfg.split == "val" else "test")
-    return (datamodule.val_set if cfg.split == "val" else datamodule.test_set), datamodule.collator
+    return datamodule
 
 
 def _describe(flow: GradFlow, path: str, cell: str) -> dict:

@@ -29,7 +29,9 @@ class SweepReport(Callback):
         record: dict[str, Any] = {"job": name, "run_dir": str(run_dir)}
         if job_return.status == JobStatus.COMPLETED:
             record.update(status="completed", value=job_return._return_value)
-            print(f"[sweep] {name}: completed ({config.get('optimized_metric')}={job_return._return_value})", flush=True)
+            print(
+                f"[sweep] {name}: completed ({config.get('optimized_metric')}={job_return._return_value})", flush=True
+            )
         else:
             reason = " ".join(str(job_return._return_value).split())[:300]
             record.update(status="failed", error=reason)

@@ -188,8 +188,11 @@ def _keep_input(store: dict[str, Tensor], name: str):
 
 
 def _norm(grad: Tensor | None, state: Tensor) -> Tensor:
-    """Per-review L2 norm (B,) of a state's gradient; zeros when the loss does not reach it."""
-    return state.new_zeros(state.size(0)) if grad is None else grad.detach().norm(dim=-1)
+    """Per-review L2 norm (B,) of a state's gradient, in float64 (squares of float32 gradients far back
+    in time underflow); zeros when the loss does not reach it."""
+    if grad is None:
+        return state.new_zeros(state.size(0), dtype=torch.float64)
+    return grad.detach().double().norm(dim=-1)
 
 
 def _pad(values: Tensor, size: int) -> Tensor:

@@ -1,0 +1,210 @@
+"""Gradient flow over time: per-step norms, gate statistics, the callback and `seqsent.gradflow`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from seqsent.data import SyntheticDataModule
+from seqsent.data.batching import pad
+from seqsent.diagnostics import GradientFlow, gradient_flow, gradient_flow_over, lstm_gates
+from seqsent.gradflow import gradflow
+from seqsent.models import SequenceClassifier
+from seqsent.models.classifier import PREPROCESSING_KEY
+from seqsent.utils import config_dir, register_resolvers
+
+LENGTHS = (12, 7, 3, 12)
+
+
+def batch_of(lengths: tuple[int, ...] = LENGTHS, side: str = "pre") -> dict[str, torch.Tensor]:
+    torch.manual_seed(1)
+    seqs = [torch.randint(2, 50, (n,)).numpy() for n in lengths]
+    return {
+        "tokens": pad(seqs, side),
+        "lengths": torch.tensor(lengths),
+        "labels": torch.tensor([float(i % 2) for i in range(len(lengths))]),
+    }
+
+
+def model_of(cell: str, **kwargs) -> SequenceClassifier:
+    torch.manual_seed(0)
+    return SequenceClassifier(vocab_size=50, cell=cell, embed_dim=8, hidden_size=6, **kwargs)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_per_step_norms_have_one_value_per_distance(cell: str) -> None:
+    flow = gradient_flow(model_of(cell), batch_of())
+    assert flow.norm_sum.shape == flow.count.shape == (12,)
+    assert flow.count.tolist() == [sum(n > d for n in LENGTHS) for d in range(12)]
+    norms = flow.mean_norms()
+    assert torch.isfinite(norms).all() and (norms > 0).all()
+    stats = flow.gate_stats()
+    if cell == "rnn":
+        assert stats == {}
+    else:
+        assert set(stats) == {f"l0/{g}_{s}" for g in ("forget", "input", "output") for s in ("mean", "saturated")}
+        assert all(0.0 <= v <= 1.0 for v in stats.values())
+
+
+def test_norms_match_a_hand_unrolled_rnn_per_review() -> None:
+    """||dLoss_b/dh_t|| through the recurrence, indexed by distance from each review's last token."""
+    model = model_of("rnn").double()
+    batch = batch_of(side="pre")
+    flow = gradient_flow(model, batch)
+    rnn = model.encoder.forward_layers[0]
+    per_distance: dict[int, list[float]] = {}
+    for row, n in enumerate(LENGTHS):
+        x = model.embedding(batch["tokens"][row, -n:])
+        h, states = torch.zeros(6, dtype=torch.float64), []
+        for t in range(n):
+            h = torch.tanh(rnn.weight_ih_l0 @ x[t] + rnn.bias_ih_l0 + rnn.weight_hh_l0 @ h + rnn.bias_hh_l0)
+            states.append(h)
+        loss = F.binary_cross_entropy_with_logits(model.head(h).squeeze(), batch["labels"][row].double())
+        grads = torch.autograd.grad(loss, states)
+        for t, g in enumerate(grads):
+            per_distance.setdefault(n - 1 - t, []).append(float(g.norm()))
+    expected = torch.tensor([sum(v) / len(v) for _, v in sorted(per_distance.items())], dtype=torch.float64)
+    torch.testing.assert_close(flow.mean_norms(), expected, rtol=1e-6, atol=1e-12)
+    assert flow.mean_norms()[-1] < flow.mean_norms()[0]  # a random RNN's gradient shrinks going back
+
+
+@pytest.mark.parametrize("start_training", [True, False])
+def test_analysis_leaves_the_model_untouched(start_training: bool) -> None:
+    model = model_of("lstm", num_layers=2, bidirectional=True, dropout=0.3)
+    model.train(start_training)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flow = gradient_flow(model, batch_of())
+    assert model.training == start_training
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert {k.split("/")[0] for k in flow.gate_stats()} == {"l0", "l1", "l0_reverse", "l1_reverse"}
+
+
+def test_nn_lstm_and_scratch_lstm_give_the_same_gates_and_norms() -> None:
+    lstm, scratch = model_of("lstm"), model_of("lstm_scratch")
+    scratch.load_state_dict(lstm.state_dict())
+    a, b = gradient_flow(lstm, batch_of()), gradient_flow(scratch, batch_of())
+    torch.testing.assert_close(a.mean_norms(), b.mean_norms(), rtol=1e-4, atol=1e-8)
+    for key, value in a.gate_stats().items():
+        assert b.gate_stats()[key] == pytest.approx(value, abs=1e-5)
+    layer = scratch.encoder.forward_layers[0]
+    layer.record_gates = True
+    x = scratch.embedding(torch.randint(2, 50, (2, 5)))
+    layer(x)
+    gates = lstm_gates(lstm.encoder.forward_layers[0], x.detach())
+    for name in "figo":
+        torch.testing.assert_close(gates[name], layer.last_gates[name], rtol=1e-5, atol=1e-6)
+
+
+def test_batches_merge_by_summing() -> None:
+    model, batch = model_of("gru"), batch_of()
+    whole = gradient_flow(model, batch)
+    parts = gradient_flow_over(model, [{k: v[rows] for k, v in batch.items()} for rows in ([0, 1], [2], [3])])
+    assert torch.equal(parts.count, whole.count)
+    torch.testing.assert_close(parts.mean_norms(), whole.mean_norms(), rtol=1e-4, atol=1e-8)
+
+
+def tiny_fit(root: Path, callbacks: list, cell: str = "lstm", logger: bool = False) -> SequenceClassifier:
+    L.seed_everything(0)
+    dm = SyntheticDataModule(n_train=100, n_test=20, vocab_size=200, max_len=40, batch_size=16, cache_dir=str(root))
+    model = SequenceClassifier(vocab_size=200, cell=cell, embed_dim=8, hidden_size=8, embed_dropout=0.2)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        logger=TensorBoardLogger(root, name="tb", version="") if logger else False,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    return model
+
+
+def test_callback_writes_figure_histogram_and_scalars(tmp_path: Path) -> None:
+    tiny_fit(tmp_path, [GradientFlow(every_n_steps=1, batch_size=8)], logger=True)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0]), size_guidance={"images": 0, "histograms": 0, "scalars": 0}).Reload()
+    tags = acc.Tags()
+    assert "diag/grad_flow" in tags["images"] and "diag/grad_norm_per_step" in tags["histograms"]
+    assert {"diag/grad_norm/d0", "diag/grad_norm/d10", "diag/gates/l0/forget_mean"} <= set(tags["scalars"])
+    assert "diag/gates/l0/output_saturated" in tags["scalars"]
+    assert [e.step for e in acc.Images("diag/grad_flow")] == [1, 2, 3]
+
+
+def test_callback_does_not_change_training(tmp_path: Path) -> None:
+    plain = tiny_fit(tmp_path, [])
+    watched = tiny_fit(tmp_path, [GradientFlow(every_n_steps=1, batch_size=8)])
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, watched.state_dict()[key]), key
+
+
+def test_callback_rejects_bad_settings() -> None:
+    with pytest.raises(Exception, match="every_n_steps"):
+        GradientFlow(every_n_steps=0)
+
+
+def write_checkpoint(path: Path, cell: str, dm: SyntheticDataModule) -> None:
+    model = model_of(cell)
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "hyper_parameters": dict(model.hparams),
+            PREPROCESSING_KEY: dm.preprocessing(),
+        },
+        path,
+    )
+
+
+def gradflow_config(tmp_path: Path, overrides: list[str]):
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(
+            "gradflow",
+            overrides=[*overrides, f"hydra.runtime.output_dir={tmp_path / 'run'}"],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def test_gradflow_cli_draws_checkpoints_side_by_side(tmp_path: Path) -> None:
+    data = ["data=synthetic", "data.n_train=100", "data.n_test=40", "data.vocab_size=50"]
+    dm = SyntheticDataModule(n_train=100, n_test=40, vocab_size=50, max_len=30)
+    dm.setup()
+    paths = {cell: tmp_path / f"{cell}.ckpt" for cell in ("rnn", "lstm")}
+    for cell, path in paths.items():
+        write_checkpoint(path, cell, dm)
+    (tmp_path / "run").mkdir()
+    out = tmp_path / "figs" / "flow.png"
+    cfg = gradflow_config(
+        tmp_path,
+        [*data, f"ckpt_paths=[{paths['rnn']},{paths['lstm']}]", "labels=[RNN,LSTM]", f"out={out}", "num_reviews=20"],
+    )
+    report = gradflow(cfg)
+    assert out.is_file() and out.stat().st_size > 1000
+    numbers = json.loads((tmp_path / "run" / "gradflow.json").read_text())
+    assert set(numbers["models"]) == {"RNN", "LSTM"} == set(report["models"])
+    assert numbers["models"]["LSTM"]["gates"] and not numbers["models"]["RNN"]["gates"]
+    assert len(numbers["models"]["RNN"]["mean_grad_norm_by_distance"]) == 30
+    assert numbers["models"]["RNN"]["reviews_by_distance"][0] == 20
+
+    cfg = gradflow_config(tmp_path, [*data, f"ckpt_paths=[{paths['rnn']}]", "labels=[A,B]"])
+    with pytest.raises(SystemExit) as exit_info:
+        gradflow(cfg)
+    assert exit_info.value.code == 2
