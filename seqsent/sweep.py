@@ -9,6 +9,7 @@ the whole sweep and reports the failure when it ends.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ class SweepReport(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         hydra_cfg = job_return.hydra_cfg.hydra if job_return.hydra_cfg else None
         if hydra_cfg is None or str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+            return
+        if os.environ.get("SLURM_PROCID", "0") != "0":  # hydra/launcher=slurm: one record per job, from task 0
             return
         run_dir = Path(hydra_cfg.runtime.output_dir)
         name = run_dir.name

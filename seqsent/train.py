@@ -19,8 +19,11 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seqsent.builders import build_trainer, instantiate_group, log_hparams, tensorboard_dir
@@ -37,7 +40,7 @@ RUN_MARKERS = ("metrics.json", "checkpoints", "tensorboard")
 def check_run_dir(run_dir: Path, ckpt_path: str | None) -> None:
     """Refuse to write a new run into a directory that holds another run (resuming is fine)."""
     found = [m for m in RUN_MARKERS if (run_dir / m).exists()]
-    if not found:
+    if not found or any(run_dir.glob("hpc_ckpt_*.ckpt")):  # hpc_ckpt: a requeued SLURM job resumes
         return
     if ckpt_path == "last" or (ckpt_path and Path(ckpt_path).resolve().is_relative_to(run_dir.resolve())):
         return
@@ -70,11 +73,22 @@ def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     return ckpt_path
 
 
+def check_launch(trainer: L.Trainer) -> None:
+    """Refuse Lightning's local DDP launch inside a Hydra multirun: it re-runs the whole command
+    (sweep included) once per rank. Sweeps run DDP through hydra/launcher=slurm."""
+    if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise SeqsentError(
+            "trainer=ddp cannot start its processes inside a Hydra multirun (-m): run each configuration "
+            "without -m, or sweep with hydra/launcher=slurm"
+        )
+
+
 @report_job_errors
 def train(cfg: DictConfig) -> dict:
     """Fit, test the best checkpoint, write `metrics.json`; returns the metrics."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    check_run_dir(run_dir, cfg.get("ckpt_path"))
+    if rank_zero_only.rank == 0:  # DDP ranks > 0 share rank 0's run dir, which it may have filled already
+        check_run_dir(run_dir, cfg.get("ckpt_path"))
     ckpt_path = resolve_resume(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
@@ -82,6 +96,7 @@ def train(cfg: DictConfig) -> dict:
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer = build_trainer(cfg, callbacks, loggers)
+    check_launch(trainer)
     if trainer.is_global_zero:
         log_hparams(loggers, cfg)
 

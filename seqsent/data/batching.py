@@ -75,9 +75,13 @@ class BucketBatchSampler(Sampler[list[int]]):
     Training (`shuffle=True`): a permutation seeded by (`seed`, epoch); with `bucket=True` it is cut
     into pools of `pool_batches` batches, each pool sorted by length, and the batches shuffled;
     with `bucket=False` the permutation is simply batched. Evaluation (`shuffle=False`): sorted by
-    length. With `num_replicas > 1` each rank takes every `num_replicas`-th batch (the batch list
-    is padded by repetition so ranks get equal counts). `skip_batches(n)` makes the next
-    iteration start at batch `n` (exact mid-epoch resume).
+    length. `skip_batches(n)` makes the next iteration start at batch `n` (exact mid-epoch resume).
+
+    With `num_replicas > 1` (DDP) every rank builds the same batch list (same `seed` and epoch) and
+    takes its share; all ranks get the same number of batches, and no example is repeated:
+    training keeps only full batches, dealt round robin, and drops the few left over (other ones
+    each epoch); evaluation cuts the length-sorted order into `num_replicas * k` near-equal
+    batches of at most `batch_size`, so every example is evaluated exactly once.
     """
 
     def __init__(
@@ -94,6 +98,8 @@ class BucketBatchSampler(Sampler[list[int]]):
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, num_replicas={num_replicas})")
         self.lengths, self.batch_size, self.shuffle, self.seed = np.asarray(lengths), batch_size, shuffle, seed
         self.pool_batches, self.drop_last = pool_batches, drop_last
         self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
@@ -106,6 +112,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         n = len(self.lengths)
         if not self.shuffle:
             order = np.argsort(self.lengths, kind="stable")
+            if self.num_replicas > 1:
+                return exact_shard(order, self.batch_size, self.num_replicas, self.rank)
             batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
         else:
             rng = np.random.default_rng((self.seed, self.epoch))
@@ -121,10 +129,15 @@ class BucketBatchSampler(Sampler[list[int]]):
                 batches = [b for b in batches if len(b) == self.batch_size]
             if self.bucket:
                 batches = [batches[i] for i in rng.permutation(len(batches))]
-        if self.num_replicas > 1 and batches:
-            per_rank = -(-len(batches) // self.num_replicas)
-            batches = (batches * self.num_replicas)[: per_rank * self.num_replicas]
-            batches = batches[self.rank :: self.num_replicas]
+        if self.num_replicas > 1:
+            full = [b for b in batches if len(b) == self.batch_size]
+            per_rank = len(full) // self.num_replicas
+            if per_rank == 0:
+                raise ValueError(
+                    f"{n} examples make fewer than {self.num_replicas} full batches of {self.batch_size}: "
+                    "lower the batch size or the number of devices"
+                )
+            batches = full[: per_rank * self.num_replicas][self.rank :: self.num_replicas]
         return batches
 
     def skip_batches(self, n: int) -> None:
@@ -138,3 +151,14 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self._batches())
+
+
+def exact_shard(order: np.ndarray, batch_size: int, num_replicas: int, rank: int) -> list[np.ndarray]:
+    """Rank `rank`'s batches of `order`, cut into a multiple of `num_replicas` near-equal batches of
+    at most `batch_size` and dealt round robin: every example once, the same batch count on every
+    rank (given at least `num_replicas` examples and `batch_size >= 2`)."""
+    if not 0 <= rank < num_replicas:
+        raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
+    per_rank = max(1, -(-len(order) // (batch_size * num_replicas)))
+    chunks = np.array_split(order, per_rank * num_replicas)
+    return [chunk for chunk in chunks[rank::num_replicas] if len(chunk)]

@@ -77,6 +77,8 @@ class IMDBDataModule(L.LightningDataModule):
     # -- Lightning hooks -------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Build the vocabulary and the encoded cache on disk (one process; assigns no state)."""
+        if self.data is not None:  # set up already (trainer.test after fit): keying on its vocabulary would re-encode
+            return
         start = time.perf_counter()
         self._prepare()
         PREP_TIMES[id(self)] = time.perf_counter() - start
@@ -136,12 +138,35 @@ class IMDBDataModule(L.LightningDataModule):
             common["multiprocessing_context"] = self.worker_start_method or fork
         batch_size = self.batch_size if train else self.eval_batch_size
         # the run's global seed (torch.initial_seed after seed_everything), not the RNG's position:
-        # the same order on a resumed run
+        # the same order on a resumed run, and on every DDP rank (each runs seed_everything)
         seed = torch.initial_seed() % (2**31)
+        replicas, rank = self._shard()
         sampler = BucketBatchSampler(
-            self._truncated_lengths(dataset), batch_size, shuffle=train, seed=seed, bucket=self.bucket or not train
+            self._truncated_lengths(dataset),
+            batch_size,
+            shuffle=train,
+            seed=seed,
+            bucket=self.bucket or not train,
+            num_replicas=replicas,
+            rank=rank,
         )
         return DataLoader(dataset, batch_sampler=sampler, **common)
+
+    def _shard(self) -> tuple[int, int]:
+        """(number of shards, this process's shard): the trainer's (world size, global rank) under
+        DDP, else (1, 0). `batch_size` is per process. Our batch sampler shards itself, so
+        Lightning must not put a DistributedSampler in (`use_distributed_sampler: false`)."""
+        trainer = self.trainer
+        world_size = int(getattr(trainer, "world_size", 1) or 1)
+        if trainer is None or world_size <= 1:
+            return 1, 0
+        connector = getattr(trainer, "_accelerator_connector", None)
+        if getattr(connector, "use_distributed_sampler", False):
+            raise SeqsentError(
+                f"{world_size} processes with Lightning's DistributedSampler: use trainer=ddp "
+                "(or set +trainer.use_distributed_sampler=false); the data module shards its batches itself"
+            )
+        return world_size, int(trainer.global_rank)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
