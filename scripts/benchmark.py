@@ -1,0 +1,235 @@
+"""Speed benchmark of seqsent: data preparation, rnn/lstm/gru training and inference throughput at the
+seed sizes, the machine's fp32 matmul rate, and the wall time until an LSTM reaches 86.2% IMDB test
+accuracy. Prints JSON on stdout and progress on stderr.
+
+The measurement (real IMDB, a quiet machine; from the repository root):
+
+    .venv/bin/python scripts/benchmark.py --data ../shared/data/imdb --out docs/benchmarks/cpu.json
+
+Other uses:
+
+    python scripts/benchmark.py --quick --skip-accuracy         # synthetic data, fewer batches
+    python scripts/benchmark.py --data DIR --device cuda --bf16 --out docs/benchmarks/gpu.json
+    python scripts/benchmark.py --data DIR --recipe batch_size=128 lr=3e-3 --max-epochs 6
+
+Data: `--data DIR` or `$SEQSENT_IMDB_DIR` (train-*.parquet and test-*.parquet), else generated reviews
+of IMDB's shape (25k + 25k, ~230 words mean; `seqsent.bench.imdb_like_reviews`; made once into
+$SEQSENT_CACHE_DIR, ~33 MB), and the JSON's
+`data` says which. Throughput: the seed sizes (vocab 10000, max_len 200 pre/pre, embedding 128,
+hidden 128, Adam 1e-3) at batch 32 and 256; a plain loop of SequenceClassifier training steps
+(forward, BCE-with-logits, backward, optimizer step) over prefetched batches after a warm-up;
+`epoch_seconds_estimated` = 20000 reviews / the measured rate. `time_to_86_2` runs only on real
+data: seqsent's Lightning training of the recipe (`--recipe key=value`, see
+`seqsent.bench.DEFAULT_RECIPE`) from a cold cache, testing after every half epoch; null with a
+reason in `time_to_86_2_detail` when skipped or not reached within `--max-epochs`.
+
+Threads: torch's default unless `--threads N`. On a machine busy with other work, use `--threads 1`
+(or OMP_WAIT_POLICY=PASSIVE): spinning OpenMP threads that lose their core made training steps
+~100x slower in a test on 2 shared cores. The JSON records the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqsent import bench
+from seqsent.data.sources import ENV_DIR
+from seqsent.errors import SeqsentError, report_errors
+
+BATCH_SIZES = (32, 256)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options; `--quick` lowers the batch counts and the matmul size."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", default=None, help=f"IMDB parquet directory (default ${ENV_DIR}, else synthetic)")
+    parser.add_argument("--out", default=None, help="also write the JSON here, e.g. docs/benchmarks/cpu.json")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast for training and inference")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--quick", action="store_true", help="few batches, small matmul (a smoke run)")
+    parser.add_argument("--skip-accuracy", action="store_true", help="leave out the time-to-86.2%% run")
+    parser.add_argument("--recipe", nargs="*", default=[], metavar="KEY=VALUE", help="time-to-accuracy settings")
+    parser.add_argument("--max-epochs", type=int, default=5, help="time-to-accuracy epoch cap")
+    parser.add_argument("--batches", default=None, help="timed batches at batch 32,256 (default 60,15; quick 8,2)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed batches first (default 3; quick 1)")
+    parser.add_argument("--n-reviews", type=int, default=25_000, help="synthetic reviews per split")
+    parser.add_argument("--vocab-size", type=int, default=bench.SEED_SIZES["vocab_size"])
+    parser.add_argument("--max-len", type=int, default=bench.SEED_SIZES["max_len"])
+    parser.add_argument("--embed-dim", type=int, default=bench.SEED_SIZES["embed_dim"])
+    parser.add_argument("--hidden-size", type=int, default=bench.SEED_SIZES["hidden_size"])
+    parser.add_argument("--seed", type=int, default=0, help="batch order, model init and synthetic data")
+    parser.add_argument("--work-dir", default=None, help="where the temporary caches go (default: system temp)")
+    args = parser.parse_args(argv)
+    batches = args.batches or ("8,2" if args.quick else "60,15")
+    try:
+        counts = [int(x) for x in batches.split(",")]
+    except ValueError:
+        parser.error("--batches takes two whole numbers, e.g. 60,15")
+    if len(counts) != 2 or min(counts) < 1:
+        parser.error("--batches takes two positive numbers, e.g. 60,15")
+    args.batch_counts = dict(zip(BATCH_SIZES, counts))
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    if args.warmup < 0 or args.max_epochs < 1 or args.n_reviews < 20 or (args.threads is not None and args.threads < 1):
+        parser.error("use --warmup >= 0, --max-epochs >= 1, --n-reviews >= 20, --threads >= 1")
+    args.command = shlex.join(["python", "scripts/benchmark.py", *argv])
+    return args
+
+
+def data_source(args: argparse.Namespace) -> tuple[Path, str]:
+    """(directory to read, the JSON's `data` value): the given or $SEQSENT_IMDB_DIR directory, else synthetic."""
+    given = args.data or os.environ.get(ENV_DIR)
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_dir():
+            raise SeqsentError(f"--data {given}: not a directory: give the IMDB parquet directory or leave it out")
+        return path.resolve(), str(path.resolve())
+    return bench.synthetic_imdb_dir(args.n_reviews, args.seed), "synthetic"
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement, as the JSON's dict."""
+    device = bench.resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = bench.parse_recipe(args.recipe)
+    bench.check_recipe(recipe)
+    path, data_label = data_source(args)
+    sizes = {"vocab_size": args.vocab_size, "max_len": args.max_len, "embed_dim": args.embed_dim}
+    sizes["hidden_size"] = args.hidden_size
+    data_kwargs = {"vocab_size": args.vocab_size, "max_len": args.max_len, "padding": "pre", "truncation": "pre"}
+    bench.log(f"device {bench.describe_device(device)}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    reset_ok = bench.reset_peak_rss()  # per-entry peaks need a resettable peak RSS (Linux)
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    if load_start is not None and load_start >= 1.0:
+        bench.log(
+            f"warning: the machine is busy (load average {load_start:.1f}): timings will be noisy, and with "
+            "several threads spinning OpenMP threads can make steps many times slower (see --threads)"
+        )
+
+    with tempfile.TemporaryDirectory(prefix="seqsent-bench-", dir=args.work_dir) as tmp:
+        work = Path(tmp)
+        with bench.datasets_cache(work / "hf"):
+            cold, dm = bench.time_prep(path, work / "prep-cache", **data_kwargs)
+        bench.log(f"prep cold {cold:.2f}s ({len(dm.train_set)} train, {len(dm.test_set)} test reviews)")
+        del dm
+        cached, dm = bench.time_prep(path, work / "prep-cache", **data_kwargs)
+        bench.log(f"prep cached {cached:.2f}s")
+        mean_words = float(dm.data.splits["train"].lengths.mean())
+
+        size, repeats = (1024, 3) if args.quick else (2048, 5)
+        if device.type == "cuda":
+            size *= 4
+        matmul = bench.matmul_gflops(device, size, repeats)
+        gflops = max(matmul.values())
+        bench.log(f"matmul {size}x{size} fp32 GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in matmul.items()))
+
+        models: dict[str, dict[str, Any]] = {}
+        for cell in bench.CELLS:
+            models[cell] = {}
+            for batch_size in BATCH_SIZES:
+                n = args.batch_counts[batch_size]
+                entry = bench.benchmark_cell(cell, dm, batch_size, n, args.warmup, sizes, device, args.bf16, args.seed)
+                models[cell][f"batch_{batch_size}"] = entry
+                bench.log(
+                    f"{cell} batch {batch_size}: train {entry['train_reviews_per_s']:.0f} reviews/s "
+                    f"({entry['train_step_ms']:.0f} ms/step), infer {entry['infer_reviews_per_s']:.0f} reviews/s, "
+                    f"peak RSS {entry['peak_rss_mb']:.0f} MB"
+                )
+        del dm
+        fraction = models["lstm"]["batch_32"]["train_gate_gflops"] / gflops
+
+        detail: dict[str, Any]
+        if args.skip_accuracy:
+            detail = {"seconds": None, "reason": "skipped (--skip-accuracy)"}
+        elif data_label == "synthetic":
+            detail = {"seconds": None, "reason": "synthetic data: the 86.2% target is about real IMDB (give --data)"}
+        else:
+            bench.log(f"time to {bench.TARGET_ACC:.1%} test accuracy, recipe {recipe}")
+            detail = bench.time_to_accuracy(path, recipe, args.max_epochs, bench.TARGET_ACC, device, work, args.bf16)
+
+    return {
+        "device": bench.describe_device(device),
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "data": data_label,
+        "prep_seconds_cold": cold,
+        "prep_seconds_cached": cached,
+        "matmul_gflops": gflops,
+        "lstm_train_flops_fraction": fraction,
+        "flops_counting": bench.FLOPS_COUNTING,
+        "time_to_86_2": detail["seconds"],
+        "time_to_86_2_recipe": recipe,
+        "time_to_86_2_detail": detail,
+        "models": models,
+        "notes": {
+            "command": args.command,
+            "sizes": sizes,
+            "data_detail": f"{data_label}: mean {mean_words:.0f} tokens per training review (untruncated)",
+            "prep": "IMDBDataModule.setup() on a new datamodule; cold: empty seqsent cache dir and empty "
+            "datasets Arrow cache (load, vocabulary, encoding of train+test); cached: a second new datamodule "
+            "on the filled cache",
+            "train": "SequenceClassifier (seed recipe: pooling last, Keras init, Adam 1e-3) in a plain loop of "
+            "forward, BCE-with-logits, backward, optimizer step over prefetched unbucketed batches (DataLoader "
+            "time excluded), timed after the warm-up batches; train_tokens_per_s counts true tokens, "
+            "train_padded_tokens_per_s batch x padded length",
+            "epoch_seconds_estimated": f"{bench.EPOCH_REVIEWS} reviews / train_reviews_per_s (extrapolated, "
+            "not a measured epoch)",
+            "inference": "eval mode, torch.inference_mode, at the entry's batch size, on test reviews",
+            "peak_rss_mb": "getrusage ru_maxrss during the entry (peak reset before it via /proc/self/clear_refs), "
+            "of the whole process: libraries and data already resident included"
+            if reset_ok
+            else "getrusage ru_maxrss since the process started (could not reset the peak)",
+            "matmul": {
+                "what": f"{size}x{size} float32 matmul on {device.type}, best of {repeats}; matmul_gflops is "
+                "the faster of torch_mm (MKL/cuBLAS) and onednn (oneDNN, CPU only: what the RNN kernels use)",
+                **{f"{k}_gflops": v for k, v in matmul.items()},
+            },
+            "bf16_autocast": args.bf16,
+            "load_average_1min": {"start": load_start, "end": os.getloadavg()[0] if load_start is not None else None},
+        },
+    }
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    """Floats rounded to `digits` significant digits, recursively."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        return round(value, max(0, digits - 1 - math.floor(math.log10(abs(value)))))
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+@report_errors
+def main(argv: list[str] | None = None) -> int:
+    """Run, print the JSON on stdout (anything else printed meanwhile goes to stderr), write `--out`."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = rounded(run(args))
+    text = json.dumps(result, indent=2)
+    print(text, flush=True)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+        bench.log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Speed measurements behind `scripts/benchmark.py`.
+
+Data preparation (cold and cached), training and inference throughput of the recurrent
+classifiers, the fp32 matmul rate of the same machine, and the wall time until a model reaches a
+test accuracy. Every timing synchronizes the device before reading the clock.
+"""
+
+from seqsent.bench.accuracy import check_recipe, evaluate_accuracy, parse_recipe, time_to_accuracy
+from seqsent.bench.common import (
+    CELLS,
+    DATA_KEYS,
+    DEFAULT_RECIPE,
+    EPOCH_REVIEWS,
+    FLOPS_COUNTING,
+    GATES,
+    MODEL_KEYS,
+    NULLABLE,
+    SEED_SIZES,
+    TARGET_ACC,
+    autocast,
+    describe_device,
+    log,
+    peak_rss_mb,
+    reset_peak_rss,
+    resolve_device,
+    synchronize,
+)
+from seqsent.bench.data import datasets_cache, imdb_like_reviews, synthetic_imdb_dir, time_prep
+from seqsent.bench.throughput import (
+    benchmark_cell,
+    gate_flops,
+    matmul_gflops,
+    measure_inference,
+    measure_training,
+    sample_batches,
+)
+
+__all__ = [
+    "CELLS",
+    "DATA_KEYS",
+    "DEFAULT_RECIPE",
+    "EPOCH_REVIEWS",
+    "FLOPS_COUNTING",
+    "GATES",
+    "MODEL_KEYS",
+    "NULLABLE",
+    "SEED_SIZES",
+    "TARGET_ACC",
+    "_best_rate",
+    "_coerce",
+    "_to",
+    "autocast",
+    "benchmark_cell",
+    "check_recipe",
+    "datasets_cache",
+    "describe_device",
+    "evaluate_accuracy",
+    "gate_flops",
+    "imdb_like_reviews",
+    "log",
+    "matmul_gflops",
+    "measure_inference",
+    "measure_training",
+    "parse_recipe",
+    "peak_rss_mb",
+    "reset_peak_rss",
+    "resolve_device",
+    "sample_batches",
+    "synchronize",
+    "synthetic_imdb_dir",
+    "time_prep",
+    "time_to_accuracy",
+]
