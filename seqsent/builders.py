@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from seqsent.checkpoint import preprocessing_of
 from seqsent.utils import flatten
 
 HPARAM_METRICS = {"val/acc_best": 0.0, "test/acc": 0.0, "time/train_seconds": 0.0}
@@ -44,3 +45,10 @@ def tensorboard_dir(loggers: list[Logger]) -> Path | None:
         if isinstance(logger, TensorBoardLogger):
             return Path(logger.log_dir)
     return None
+
+
+def checkpoint_datamodule(data_cfg: DictConfig, model: L.LightningModule, ckpt_path: str) -> L.LightningDataModule:
+    """`data_cfg` instantiated with the checkpoint's own vocabulary, max_len, padding and truncation."""
+    prep = preprocessing_of(model, ckpt_path)
+    keys = ("tokenizer_json", "max_len", "padding", "truncation")
+    return instantiate(data_cfg, **{k: prep[k] for k in keys})

@@ -12,12 +12,11 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seqsent.builders import build_trainer
+from seqsent.builders import build_trainer, checkpoint_datamodule
 from seqsent.callbacks import progress_bar
-from seqsent.checkpoint import load_classifier, preprocessing_of
+from seqsent.checkpoint import load_classifier
 from seqsent.errors import report_errors, report_job_errors
 from seqsent.utils import check_group_choices, config_dir, register_resolvers, write_json
 
@@ -29,15 +28,8 @@ def evaluate(cfg: DictConfig) -> dict:
     """Test metrics of `cfg.ckpt_path` on the test split of `cfg.data`."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     model = load_classifier(cfg.ckpt_path)
-    prep = preprocessing_of(model, cfg.ckpt_path)
-    L.seed_everything(cfg.seed)
-    datamodule = instantiate(
-        cfg.data,
-        tokenizer_json=prep["tokenizer_json"],
-        max_len=prep["max_len"],
-        padding=prep["padding"],
-        truncation=prep["truncation"],
-    )
+    L.seed_everything(cfg.seed, verbose=False)
+    datamodule = checkpoint_datamodule(cfg.data, model, cfg.ckpt_path)
     trainer = build_trainer(cfg, [progress_bar()], [])
     results = trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in results[0].items()}

@@ -20,10 +20,10 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seqsent.checkpoint import load_classifier, preprocessing_of
+from seqsent.builders import checkpoint_datamodule
+from seqsent.checkpoint import load_classifier
 from seqsent.data import IMDBDataModule
 from seqsent.diagnostics import GradFlow, gradient_flow_over, plot_gradient_flow
 from seqsent.errors import SeqsentError, report_errors
@@ -89,14 +89,7 @@ def _check_args(cfg: DictConfig, paths: list[str], labels: list[str]) -> None:
 
 def _datamodule(cfg: DictConfig, model: SequenceClassifier, path: str) -> IMDBDataModule:
     """`cfg.data`, set up with the checkpoint's vocabulary, max_len and padding."""
-    prep = preprocessing_of(model, path)
-    datamodule = instantiate(
-        cfg.data,
-        tokenizer_json=prep["tokenizer_json"],
-        max_len=prep["max_len"],
-        padding=prep["padding"],
-        truncation=prep["truncation"],
-    )
+    datamodule = checkpoint_datamodule(cfg.data, model, path)
     datamodule.prepare_data()
     datamodule.setup("fit" if cfg.split == "val" else "test")
     return datamodule

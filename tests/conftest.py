@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+# One thread per process, set before torch loads (also inherited by the training subprocesses): the
+# test models are tiny, and on a busy 2-core machine two spinning OpenMP threads stall each other.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from seqsent.data.synthetic import make_reviews, write_parquet_dir
+import pytest  # noqa: E402
+
+from seqsent.data.synthetic import make_reviews, write_parquet_dir  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -47,9 +47,9 @@ def test_every_group_option_composes_and_resolves(group: str, option: str, tmp_p
         instantiate(cfg.trainer, logger=False, enable_checkpointing=False, enable_progress_bar=False)
 
 
-@pytest.mark.parametrize("name", ["train", "eval"])
+@pytest.mark.parametrize("name", ["train", "eval", "gradflow"])
 def test_primary_configs_compose(name: str, tmp_path: Path) -> None:
-    overrides = [f"hydra.runtime.output_dir={tmp_path}"] + (["ckpt_path=x.ckpt"] if name == "eval" else [])
+    overrides = [f"hydra.runtime.output_dir={tmp_path}"] + (["ckpt_path=x.ckpt"] if name != "train" else [])
     cfg = composed(name, overrides)
     assert OmegaConf.to_container(cfg.data, resolve=True)["_target_"].startswith("seqsent.")
 
@@ -72,7 +72,7 @@ def test_seed_experiments_match_the_notebook(tmp_path: Path) -> None:
 def test_model_choice_swaps_only_the_cell(tmp_path: Path) -> None:
     cfgs = {
         m: composed("train", [f"model={m}", f"hydra.runtime.output_dir={tmp_path}"]).model
-        for m in ("rnn", "lstm", "gru")
+        for m in ("rnn", "lstm", "gru", "lstm_scratch")
     }
     strip = {m: {k: v for k, v in OmegaConf.to_container(c).items() if k != "cell"} for m, c in cfgs.items()}
-    assert strip["rnn"] == strip["lstm"] == strip["gru"]
+    assert strip["rnn"] == strip["lstm"] == strip["gru"] == strip["lstm_scratch"]

@@ -2,6 +2,7 @@
 
 from seqsent.data.batching import BucketBatchSampler, Collator, EncodedReviews, pad, truncate
 from seqsent.data.datamodule import IMDBDataModule
+from seqsent.data.long_range import LongRangeDataModule
 from seqsent.data.synthetic import SyntheticDataModule
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "Collator",
     "EncodedReviews",
     "IMDBDataModule",
+    "LongRangeDataModule",
     "SyntheticDataModule",
     "pad",
     "truncate",

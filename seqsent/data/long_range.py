@@ -11,15 +11,9 @@ loaded through `IMDBDataModule`, like `seqsent.data.synthetic`.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-
 import numpy as np
 
-from seqsent.data.cache import default_cache_dir
-from seqsent.data.datamodule import IMDBDataModule
-from seqsent.data.synthetic import NEGATIVE, NEUTRAL, POSITIVE, write_parquet_dir
+from seqsent.data.synthetic import NEGATIVE, NEUTRAL, POSITIVE, GeneratedDataModule
 from seqsent.errors import SeqsentError
 
 FILLERS = NEUTRAL + [f"w{i}" for i in range(300)]
@@ -47,7 +41,7 @@ def longest(distance: int, n_cues: int, max_lead: int) -> int:
     return max_lead + n_cues + distance
 
 
-class LongRangeDataModule(IMDBDataModule):
+class LongRangeDataModule(GeneratedDataModule):
     """`IMDBDataModule` over `make_long_range` sequences, generated once per settings.
 
     `max_len=None` fits every sequence; a `max_len` that would cut off the cue words, or move them
@@ -83,7 +77,6 @@ class LongRangeDataModule(IMDBDataModule):
                 f"data.truncation=post with data.max_len={max_len} would cut the filler after the cue words: "
                 "use data.truncation=pre or data.max_len=null"
             )
-        cache_dir = Path(kwargs.get("cache_dir") or default_cache_dir()).expanduser()
         spec = {
             "task": "long_range",
             "distance": distance,
@@ -94,29 +87,14 @@ class LongRangeDataModule(IMDBDataModule):
             "data_seed": data_seed,
             "v": 1,
         }
-        key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-        kwargs["path"] = str(cache_dir / f"long_range-{key}")
+        kwargs["path"] = self.generated_path("long_range", spec, kwargs.get("cache_dir"))
         super().__init__(max_len=max_len or longest(distance, n_cues, max_lead), **kwargs)
         self.distance, self.n_train, self.n_test = distance, n_train, n_test
         self.n_cues, self.max_lead, self.data_seed = n_cues, max_lead, data_seed
 
-    def prepare_data(self) -> None:
-        self._generate()
-        super().prepare_data()
-
-    def setup(self, stage: str | None = None) -> None:
-        self._generate()
-        super().setup(stage)
-
-    def _generate(self) -> None:
-        directory = Path(self.path)
-        if (directory / "test-00000-of-00001.parquet").is_file():
-            return
+    def make_splits(self) -> dict[str, tuple[list[str], list[int]]]:
         make = {"distance": self.distance, "n_cues": self.n_cues, "max_lead": self.max_lead}
-        write_parquet_dir(
-            directory,
-            {
-                "train": make_long_range(self.n_train, seed=self.data_seed, **make),
-                "test": make_long_range(self.n_test, seed=self.data_seed + 1, **make),
-            },
-        )
+        return {
+            "train": make_long_range(self.n_train, seed=self.data_seed, **make),
+            "test": make_long_range(self.n_test, seed=self.data_seed + 1, **make),
+        }

@@ -108,16 +108,18 @@ def write_parquet_dir(directory: Path, splits: dict[str, tuple[list[str], list[i
         os.replace(tmp, final)
 
 
-class SyntheticDataModule(IMDBDataModule):
-    """`IMDBDataModule` over generated reviews: `n_train`/`n_test` reviews, made once per settings."""
+class GeneratedDataModule(IMDBDataModule):
+    """`IMDBDataModule` over generated parquet files, written once per settings into the cache
+    (`<cache>/<name>-<hash of spec>/`); subclasses say what to generate in `make_splits`."""
 
-    def __init__(self, n_train: int = 2000, n_test: int = 1000, data_seed: int = 0, **kwargs):
-        cache_dir = Path(kwargs.get("cache_dir") or default_cache_dir()).expanduser()
-        spec = {"n_train": n_train, "n_test": n_test, "data_seed": data_seed, "v": 1}
+    @staticmethod
+    def generated_path(name: str, spec: dict, cache_dir: str | None) -> str:
+        root = Path(cache_dir or default_cache_dir()).expanduser()
         key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-        kwargs["path"] = str(cache_dir / f"synthetic-{key}")
-        super().__init__(**kwargs)
-        self.n_train, self.n_test, self.data_seed = n_train, n_test, data_seed
+        return str(root / f"{name}-{key}")
+
+    def make_splits(self) -> dict[str, tuple[list[str], list[int]]]:
+        raise NotImplementedError
 
     def prepare_data(self) -> None:
         self._generate()
@@ -128,13 +130,21 @@ class SyntheticDataModule(IMDBDataModule):
         super().setup(stage)
 
     def _generate(self) -> None:
-        directory = Path(self.path)
-        if (directory / "test-00000-of-00001.parquet").is_file():
-            return
-        write_parquet_dir(
-            directory,
-            {
-                "train": make_reviews(self.n_train, self.data_seed),
-                "test": make_reviews(self.n_test, self.data_seed + 1),
-            },
-        )
+        if not (Path(self.path) / "test-00000-of-00001.parquet").is_file():
+            write_parquet_dir(Path(self.path), self.make_splits())
+
+
+class SyntheticDataModule(GeneratedDataModule):
+    """`IMDBDataModule` over generated reviews: `n_train`/`n_test` reviews, made once per settings."""
+
+    def __init__(self, n_train: int = 2000, n_test: int = 1000, data_seed: int = 0, **kwargs):
+        spec = {"n_train": n_train, "n_test": n_test, "data_seed": data_seed, "v": 1}
+        kwargs["path"] = self.generated_path("synthetic", spec, kwargs.get("cache_dir"))
+        super().__init__(**kwargs)
+        self.n_train, self.n_test, self.data_seed = n_train, n_test, data_seed
+
+    def make_splits(self) -> dict[str, tuple[list[str], list[int]]]:
+        return {
+            "train": make_reviews(self.n_train, self.data_seed),
+            "test": make_reviews(self.n_test, self.data_seed + 1),
+        }

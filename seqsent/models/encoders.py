@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from seqsent.models.scratch_lstm import ScratchLSTM
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "lstm_scratch": ScratchLSTM}
+CELLS: dict[str, type[nn.Module]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "lstm_scratch": ScratchLSTM}
 POOLINGS = ("last", "mean", "max")
 INITS = ("torch", "keras")
 
