@@ -23,6 +23,7 @@ SMALL = [
     "data.batch_size=16",
     "model.hidden_size=16",
     "model.embed_dim=16",
+    "model.scheduler=none",  # the resume test extends the run, which a one-cycle schedule refuses
 ]
 
 
@@ -178,3 +179,14 @@ def test_resume_from_last_checkpoint_continues(trained_run: Path, tmp_path: Path
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and metrics["global_steps"] == 15
+
+
+def test_resuming_a_one_cycle_run_for_longer_is_refused(tmp_path: Path) -> None:
+    env = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
+    base = [*SMALL[:-1], "model.scheduler=onecycle", "trainer.limit_train_batches=3"]
+    first = run("seqsent.train", *base, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'r'}", env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    ckpt = tmp_path / "r" / "checkpoints" / "last.ckpt"
+    proc = run("seqsent.train", *base, "trainer.max_epochs=2", f"ckpt_path={ckpt}", env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "one-cycle schedule ends after 4 steps but this run has 6" in proc.stderr.strip().splitlines()[-1]

@@ -15,6 +15,7 @@ from seqsent.compare import load_runs, summarize
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "rnn_vs_lstm.ipynb"
 SWEEP_ARGS = [
     "-m",
+    "experiment=seed_lstm",
     "model=rnn,lstm",
     "data=synthetic",
     "data.n_train=200",

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
+from seqsent.errors import SeqsentError
 from seqsent.models.encoders import RecurrentEncoder, left_align
 
 SCHEDULERS = ("none", "cosine", "onecycle")
@@ -74,6 +75,7 @@ class SequenceClassifier(L.LightningModule):
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         self._resumed_best: float | None = None
+        self._planned_steps: int | None = None
         self.test_acc, self.test_f1, self.test_auroc = BinaryAccuracy(), BinaryF1Score(), BinaryAUROC()
 
     # -- model --------------------------------------------------------------------------------
@@ -95,6 +97,17 @@ class SequenceClassifier(L.LightningModule):
         self.val_acc_best.reset()
         if self._resumed_best is not None:  # a resumed run keeps the best of its earlier epochs
             self.val_acc_best.update(self._resumed_best)
+        self._check_schedule_length()
+
+    def _check_schedule_length(self) -> None:
+        """A one-cycle schedule restored from a checkpoint cannot stretch to a longer run."""
+        for config in self.trainer.lr_scheduler_configs:
+            planned = getattr(config.scheduler, "total_steps", None)
+            if self._planned_steps is not None and planned is not None and planned < self._planned_steps:
+                raise SeqsentError(
+                    f"the checkpoint's one-cycle schedule ends after {planned} steps but this run has "
+                    f"{self._planned_steps}: resume with the original trainer.max_epochs, or train anew"
+                )
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, probs, target = self._shared_step(batch)
@@ -148,7 +161,10 @@ class SequenceClassifier(L.LightningModule):
         total = int(self.trainer.estimated_stepping_batches)
         if hp.scheduler == "onecycle":
             pct = hp.warmup_fraction if hp.warmup_fraction > 0 else 0.1
+            total = max(total, 4)  # OneCycleLR divides by zero when a phase is under 2 steps (short test runs)
+            pct = min(max(pct, 2 / total), 0.5)
             sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=total, pct_start=pct)
+            self._planned_steps = total
         else:
             warm = int(total * hp.warmup_fraction)
             cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total - warm, 1))
