@@ -97,6 +97,7 @@ def main() -> None:
         fixtures = make_fixtures(root)
         all_cases = cases(fixtures)
         for i, (name, argv) in enumerate(all_cases, 1):
+            argv = [a.replace("hydra.run.dir=scratch_run", f"hydra.run.dir=scratch_run_{i}") for a in argv]
             proc = run(argv, root)
             stream = proc.stderr if proc.returncode else proc.stdout
             last = (stream.strip().splitlines() or [""])[-1].replace(tmp, "<tmp>").replace("|", "\\|")
