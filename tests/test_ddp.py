@@ -145,6 +145,10 @@ SMALL = [
     "model.embed_dim=16",
     "model.pooling=max",
     "model.lr=0.01",
+    "model.dropout=0",
+    "model.embed_dropout=0",
+    "model.bidirectional=false",
+    "model.scheduler=none",
 ]
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=3"]
 
