@@ -79,22 +79,19 @@ class ExactResume(Callback):
     """Make a run resumed from a mid-epoch checkpoint continue exactly where it stopped."""
 
     def __init__(self) -> None:
-        self._pending_rng: dict[str, Any] | None = None
-        self._resumed = False
+        self._pending_rng: dict[str, Any] | None = None  # set by a resume until the first batch
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": rng_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending_rng = state_dict.get("rng")
-        self._resumed = True
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning skips `on_train_epoch_start` when it restarts mid-epoch; this hook runs after the
         # loader's iterator is created and before its first batch is drawn, so the skip still applies.
-        if not self._resumed:
+        if self._pending_rng is None:
             return
-        self._resumed = False
         per_epoch = trainer.num_training_batches
         if per_epoch == float("inf") or trainer.accumulate_grad_batches != 1:
             return

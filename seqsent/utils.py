@@ -12,6 +12,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from seqsent.errors import SeqsentError
+
 
 def config_dir() -> str:
     """Absolute path of the Hydra config directory (repo checkout or installed wheel)."""
@@ -92,8 +94,6 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def check_group_choices(argv: list[str]) -> None:
     """Fail in one line on `group=option` overrides naming no config file (before Hydra's
     multi-line error), e.g. `model=transformer`. Sweeps (`model=rnn,lstm`) are checked per item."""
-    from seqsent.errors import SeqsentError
-
     conf = Path(config_dir())
     for arg in argv:
         key, sep, value = arg.partition("=")

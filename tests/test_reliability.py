@@ -42,15 +42,20 @@ def env_for(root: Path) -> dict:
     return {**os.environ, "SEQSENT_CACHE_DIR": str(root / "cache"), "PYTHONPATH": str(TESTS)}
 
 
-def train(root: Path, name: str, *extra: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "seqsent.train", *RUN, f"hydra.run.dir={root / name}", *extra],
+def launch(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m seqsent.train ARGS` with `root` as working dir and cache, the fault helpers importable."""
+    return subprocess.run(
+        [sys.executable, "-m", "seqsent.train", *args],
         capture_output=True,
         text=True,
         timeout=300,
         env=env_for(root),
         cwd=root,
     )
+
+
+def train(root: Path, name: str, *extra: str) -> dict:
+    proc = launch(root, *RUN, f"hydra.run.dir={root / name}", *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((root / name / "metrics.json").read_text())
 
@@ -102,22 +107,13 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference: tuple[Pa
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_checkpoint(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "seqsent.train",
-            *RUN[:7],
-            "callbacks.step_checkpoint.every_n_train_steps=1",
-            "+callbacks.poison._target_=faults.Poison",
-            "+callbacks.poison.at_step=7",
-            f"hydra.run.dir={tmp_path / 'nan'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env_for(tmp_path),
-        cwd=tmp_path,
+    proc = launch(
+        tmp_path,
+        *RUN[:7],
+        "callbacks.step_checkpoint.every_n_train_steps=1",
+        "+callbacks.poison._target_=faults.Poison",
+        "+callbacks.poison.at_step=7",
+        f"hydra.run.dir={tmp_path / 'nan'}",
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     line = proc.stderr.strip().splitlines()[-1]

@@ -157,11 +157,10 @@ class IMDBDataModule(L.LightningDataModule):
         DDP, else (1, 0). `batch_size` is per process. Our batch sampler shards itself, so
         Lightning must not put a DistributedSampler in (`use_distributed_sampler: false`)."""
         trainer = self.trainer
-        world_size = int(getattr(trainer, "world_size", 1) or 1)
-        if trainer is None or world_size <= 1:
+        if trainer is None or trainer.world_size <= 1:
             return 1, 0
-        connector = getattr(trainer, "_accelerator_connector", None)
-        if getattr(connector, "use_distributed_sampler", False):
+        world_size = trainer.world_size
+        if trainer._accelerator_connector.use_distributed_sampler:
             raise SeqsentError(
                 f"{world_size} processes with Lightning's DistributedSampler: use trainer=ddp "
                 "(or set +trainer.use_distributed_sampler=false); the data module shards its batches itself"
