@@ -190,3 +190,22 @@ def test_resuming_a_one_cycle_run_for_longer_is_refused(tmp_path: Path) -> None:
     proc = run("seqsent.train", *base, "trainer.max_epochs=2", f"ckpt_path={ckpt}", env=env)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "one-cycle schedule ends after 4 steps but this run has 6" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_bf16_mixed_with_gradient_clipping_trains(tmp_path: Path) -> None:
+    """Mixed precision (as `trainer=gpu` uses) with clipping: Lightning refuses a fused optimizer there,
+    so the classifier must pick another kernel. bf16 autocast runs on the CPU too."""
+    env = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
+    overrides = ["trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0", "trainer.limit_train_batches=3"]
+    proc = run("seqsent.train", *SMALL, *overrides, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'r'}", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["global_steps"] == 3 and 0.0 <= metrics["test/acc"] <= 1.0
+
+
+def test_fp16_mixed_trains(tmp_path: Path) -> None:
+    """16-mixed (fp16 autocast with loss scaling; it runs on the CPU too) through the entry point."""
+    env = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
+    overrides = ["trainer.precision=16-mixed", "trainer.gradient_clip_val=null", "trainer.limit_train_batches=3"]
+    proc = run("seqsent.train", *SMALL, *overrides, f"hydra.run.dir={tmp_path / 'r'}", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]

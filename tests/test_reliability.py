@@ -167,3 +167,23 @@ def test_concurrent_cache_builders_never_leave_half_written_entries(tmp_path: Pa
     assert len({o[0] for o in outs}) == 1
     entries = list((tmp_path / "c").iterdir())
     assert len(entries) == 1 and (entries[0] / "meta.json").is_file()
+
+
+@pytest.mark.parametrize("precision,raises", [("32-true", True), ("bf16-mixed", True), ("16-mixed", False)])
+def test_gradient_guard_leaves_fp16_loss_scale_overflows_to_the_scaler(precision: str, raises: bool) -> None:
+    """An infinite gradient stops the run, except under 16-mixed: there the loss scale overflows on
+    purpose at first, and Lightning's GradScaler skips those steps and lowers the scale."""
+    from types import SimpleNamespace
+
+    from seqsent.models import SequenceClassifier
+
+    model = SequenceClassifier(vocab_size=20, embed_dim=4, hidden_size=4)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    model.head[1].weight.grad.fill_(float("inf"))
+    model._trainer = SimpleNamespace(precision=precision, global_step=7)
+    if raises:
+        with pytest.raises(FloatingPointError, match="non-finite gradient at step"):
+            model.on_before_optimizer_step(None)
+    else:
+        model.on_before_optimizer_step(None)

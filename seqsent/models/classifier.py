@@ -71,8 +71,11 @@ class SequenceClassifier(L.LightningModule):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.output_size, 1))
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.preprocessing: dict[str, Any] | None = None
-        self.train_acc, self.val_acc = BinaryAccuracy(), BinaryAccuracy()
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        # training metrics skip their per-step input checks (each waits for the GPU): the labels are
+        # checked when the data loads, and training_step stops on a non-finite loss itself
+        self.train_acc, self.val_acc = BinaryAccuracy(validate_args=False), BinaryAccuracy()
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         self._resumed_best: float | None = None
         self._planned_steps: int | None = None
@@ -121,6 +124,8 @@ class SequenceClassifier(L.LightningModule):
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self._trainer is not None and str(self.trainer.precision) == "16-mixed":
+            return  # fp16 loss scaling overflows on purpose at first; its scaler skips those steps
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
             raise FloatingPointError(f"non-finite gradient at step {self.global_step}")
@@ -151,11 +156,18 @@ class SequenceClassifier(L.LightningModule):
         return torch.sigmoid(self(batch["tokens"], batch["lengths"]))
 
     # -- optimization --------------------------------------------------------------------------
+    def _fused_optimizer_allowed(self) -> bool:
+        """Lightning's mixed-precision plugin refuses to clip gradients of a fused optimizer (it
+        unscales internally), so `trainer=gpu` (bf16-mixed) with clipping gets the foreach kernel."""
+        trainer = self._trainer
+        return trainer is None or "mixed" not in str(trainer.precision) or not trainer.gradient_clip_val
+
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         opt_cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
         # fused: one kernel for all parameters (an Adam step is ~10x cheaper than the per-tensor loop)
-        optimizer = opt_cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=True)
+        kernel = {"fused": True} if self._fused_optimizer_allowed() else {"foreach": True}
+        optimizer = opt_cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, **kernel)
         if hp.scheduler == "none":
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
