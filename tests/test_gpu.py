@@ -1,0 +1,112 @@
+"""GPU paths: cuDNN cells against the CPU kernels, padding invariance on the GPU, bf16 training through
+Hydra's `trainer=gpu`, and a GPU checkpoint read back on the CPU. Every test skips without CUDA."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqsent.checkpoint import load_classifier
+from seqsent.data.batching import pad
+from seqsent.models import SequenceClassifier
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+SMALL = [
+    "data=synthetic",
+    "data.n_train=480",
+    "data.n_test=160",
+    "data.vocab_size=300",
+    "data.batch_size=32",
+    "model.hidden_size=32",
+    "model.embed_dim=32",
+    "trainer.max_epochs=2",
+]
+
+
+def model_pair(cell: str, bi: bool, pooling: str) -> tuple[SequenceClassifier, SequenceClassifier]:
+    torch.manual_seed(0)
+    cpu = SequenceClassifier(
+        vocab_size=60, cell=cell, embed_dim=16, hidden_size=12, num_layers=2, bidirectional=bi, pooling=pooling
+    )
+    gpu = SequenceClassifier(**dict(cpu.hparams))
+    gpu.load_state_dict(cpu.state_dict())
+    return cpu, gpu.cuda()  # training mode (cuDNN backward needs it); no dropout, so deterministic
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstm_scratch"])
+@pytest.mark.parametrize("bi,pooling", [(False, "last"), (True, "max"), (True, "mean")])
+def test_gpu_outputs_and_gradients_equal_cpu(cell: str, bi: bool, pooling: str) -> None:
+    """cuDNN's kernels (TF32 off) give the CPU's logits and gradients on the same weights and batch."""
+    cpu, gpu = model_pair(cell, bi, pooling)
+    seqs = [torch.randint(2, 60, (n,)).numpy() for n in (23, 7, 1, 15)]
+    tokens, lengths = pad(seqs, "pre", length=30), torch.tensor([len(s) for s in seqs])
+    allow = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        out_cpu = cpu(tokens, lengths)
+        out_gpu = gpu(tokens.cuda(), lengths.cuda())
+        out_cpu.sum().backward()
+        out_gpu.sum().backward()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = allow
+    torch.testing.assert_close(out_gpu.cpu(), out_cpu, atol=1e-5, rtol=1e-4)
+    for (name, p_cpu), p_gpu in zip(cpu.named_parameters(), gpu.parameters(), strict=True):
+        torch.testing.assert_close(p_gpu.grad.cpu(), p_cpu.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("side", ["pre", "post"])
+def test_gpu_padded_batch_equals_each_review_alone(side: str) -> None:
+    model = model_pair("lstm", True, "last")[1].eval()
+    seqs = [torch.randint(2, 60, (n,)).numpy() for n in (9, 4, 1, 6)]
+    lengths = torch.tensor([len(s) for s in seqs]).cuda()
+    with torch.no_grad():
+        batched = model(pad(seqs, side, length=12).cuda(), lengths)
+        alone = torch.cat(
+            [model(torch.from_numpy(s).long().unsqueeze(0).cuda(), lengths[i : i + 1]) for i, s in enumerate(seqs)]
+        )
+    torch.testing.assert_close(batched, alone, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_runs_the_cudnn_lstm(dtype: torch.dtype) -> None:
+    """Under bf16 or fp16 autocast the logits stay finite and close to fp32's."""
+    model = model_pair("lstm", True, "max")[1].eval()
+    tokens = torch.randint(2, 60, (64, 40), device="cuda")
+    lengths = torch.randint(1, 41, (64,), device="cuda")
+    with torch.no_grad():
+        full = model(tokens, lengths)
+        with torch.autocast("cuda", dtype=dtype):
+            half = model(tokens, lengths)
+    assert torch.isfinite(half).all()
+    torch.testing.assert_close(half.float(), full, atol=5e-2, rtol=5e-2)
+
+
+def test_trainer_gpu_trains_and_its_checkpoint_loads_on_cpu(tmp_path: Path) -> None:
+    """`trainer=gpu` (bf16-mixed) through the real entry point; the checkpoint then classifies on CPU."""
+    env = {**os.environ, "SEQSENT_CACHE_DIR": str(tmp_path / "cache"), "SEQSENT_OUTPUT_DIR": str(tmp_path / "runs")}
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqsent.train", *SMALL, "trainer=gpu", f"hydra.run.dir={run_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and 0.0 <= metrics["test/acc"] <= 1.0
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    assert "accelerator: gpu" in config and "precision: bf16-mixed" in config
+    model = load_classifier(metrics["best_ckpt"], map_location="cpu")
+    assert next(model.parameters()).device.type == "cpu"
+    with torch.no_grad():
+        logits = model(torch.randint(2, 300, (3, 20)), torch.tensor([20, 5, 1]))
+    assert logits.shape == (3,) and torch.isfinite(logits).all()
