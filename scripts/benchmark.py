@@ -9,7 +9,7 @@ The measurement (real IMDB, a quiet machine; from the repository root):
 Other uses:
 
     python scripts/benchmark.py --quick --skip-accuracy         # synthetic data, fewer batches
-    python scripts/benchmark.py --data DIR --device cuda --bf16 --out docs/benchmarks/gpu.json
+    python scripts/benchmark.py --data DIR --device cuda --precision 16 --out docs/benchmarks/gpu.json
     python scripts/benchmark.py --data DIR --recipe batch_size=128 lr=3e-3 --max-epochs 6
 
 Data: `--data DIR` or `$SEQSENT_IMDB_DIR` (train-*.parquet and test-*.parquet), else generated reviews
@@ -58,7 +58,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data", default=None, help=f"IMDB parquet directory (default ${ENV_DIR}, else synthetic)")
     parser.add_argument("--out", default=None, help="also write the JSON here, e.g. docs/benchmarks/cpu.json")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast for training and inference")
+    parser.add_argument(
+        "--precision", choices=sorted(bench.PRECISIONS), default="32", help="32, bf16 or 16 (fp16) autocast"
+    )
+    parser.add_argument("--bf16", action="store_true", help="the same as --precision bf16")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="few batches, small matmul (a smoke run)")
     parser.add_argument("--skip-accuracy", action="store_true", help="leave out the time-to-86.2%% run")
@@ -82,6 +85,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if len(counts) != 2 or min(counts) < 1:
         parser.error("--batches takes two positive numbers, e.g. 60,15")
     args.batch_counts = dict(zip(BATCH_SIZES, counts))
+    if args.bf16:
+        args.precision = "bf16"
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     if args.warmup < 0 or args.max_epochs < 1 or args.n_reviews < 20 or (args.threads is not None and args.threads < 1):
         parser.error("use --warmup >= 0, --max-epochs >= 1, --n-reviews >= 20, --threads >= 1")
@@ -142,7 +147,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             models[cell] = {}
             for batch_size in BATCH_SIZES:
                 n = args.batch_counts[batch_size]
-                entry = bench.benchmark_cell(cell, dm, batch_size, n, args.warmup, sizes, device, args.bf16, args.seed)
+                entry = bench.benchmark_cell(
+                    cell, dm, batch_size, n, args.warmup, sizes, device, args.precision, args.seed
+                )
                 models[cell][f"batch_{batch_size}"] = entry
                 bench.log(
                     f"{cell} batch {batch_size}: train {entry['train_reviews_per_s']:.0f} reviews/s "
@@ -159,7 +166,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             detail = {"seconds": None, "reason": "synthetic data: the 86.2% target is about real IMDB (give --data)"}
         else:
             bench.log(f"time to {bench.TARGET_ACC:.1%} test accuracy, recipe {recipe}")
-            detail = bench.time_to_accuracy(path, recipe, args.max_epochs, bench.TARGET_ACC, device, work, args.bf16)
+            target = bench.TARGET_ACC
+            detail = bench.time_to_accuracy(path, recipe, args.max_epochs, target, device, work, args.precision)
 
     return {
         "device": bench.describe_device(device),
@@ -198,7 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "the faster of torch_mm (MKL/cuBLAS) and onednn (oneDNN, CPU only: what the RNN kernels use)",
                 **{f"{k}_gflops": v for k, v in matmul.items()},
             },
-            "bf16_autocast": args.bf16,
+            "precision": bench.PRECISIONS[args.precision],
             "load_average_1min": {"start": load_start, "end": os.getloadavg()[0] if load_start is not None else None},
         },
     }

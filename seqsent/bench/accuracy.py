@@ -14,6 +14,7 @@ from seqsent.bench.common import (
     DEFAULT_RECIPE,
     MODEL_KEYS,
     NULLABLE,
+    PRECISIONS,
     autocast,
     log,
 )
@@ -69,13 +70,13 @@ def check_recipe(recipe: dict[str, Any]) -> None:
         raise SeqsentError(f"--recipe: {err}") from None
 
 
-def evaluate_accuracy(model: torch.nn.Module, loader: Any, device: torch.device, bf16: bool = False) -> float:
+def evaluate_accuracy(model: torch.nn.Module, loader: Any, device: torch.device, precision: str = "32") -> float:
     """Accuracy (logit > 0 means positive) over every batch of `loader`, in eval mode without gradients."""
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     total = 0
-    with torch.inference_mode(), autocast(device, bf16):
+    with torch.inference_mode(), autocast(device, precision):
         for batch in loader:
             batch = to_device(batch, device)
             logits = model(batch["tokens"], batch["lengths"])
@@ -92,7 +93,7 @@ def time_to_accuracy(
     target: float,
     device: torch.device,
     work_dir: Path,
-    bf16: bool = False,
+    precision: str = "32",
 ) -> dict[str, Any]:
     """Wall seconds from a cold cache until the test accuracy first reaches `target`.
 
@@ -125,7 +126,7 @@ def time_to_accuracy(
             if batch_idx + 1 not in marks:
                 return
             eval_start = time.perf_counter()
-            acc = evaluate_accuracy(pl_module, self.loader, device, bf16)
+            acc = evaluate_accuracy(pl_module, self.loader, device, precision)
             now = time.perf_counter()
             self.eval_seconds += now - eval_start
             epoch = trainer.current_epoch + (batch_idx + 1) / n
@@ -148,7 +149,7 @@ def time_to_accuracy(
             accelerator="gpu" if device.type == "cuda" else "cpu",
             devices=[device.index or 0] if device.type == "cuda" else 1,
             max_epochs=max_epochs,
-            precision="bf16-mixed" if bf16 else "32-true",
+            precision=PRECISIONS[precision],
             gradient_clip_val=recipe["gradient_clip"],
             logger=False,
             enable_checkpointing=False,

@@ -126,9 +126,14 @@ def describe_device(device: torch.device) -> str:
     return f"cpu: {name} ({os.cpu_count()} logical cores)"
 
 
-def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on `device` when asked, else nothing."""
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}  # --precision -> Lightning's name
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 or fp16 autocast on `device` for precision `bf16` / `16`, nothing for `32`."""
+    if precision == "32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 # -- memory -----------------------------------------------------------------------------------------

@@ -97,23 +97,26 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
 
 
 def measure_training(
-    model: SequenceClassifier, batches: list[Batch], warmup: int, device: torch.device, bf16: bool = False
+    model: SequenceClassifier, batches: list[Batch], warmup: int, device: torch.device, precision: str = "32"
 ) -> dict[str, float]:
     """Training steps as SequenceClassifier takes them (forward, BCE-with-logits, backward, its optimizer),
-    in a plain loop; the first `warmup` batches are not timed."""
+    in a plain loop; the first `warmup` batches are not timed. fp16 (`precision="16"`) scales the loss
+    with a GradScaler, as Lightning's 16-mixed does."""
     model.to(device).train()
     optimizer = model.configure_optimizers()
     if isinstance(optimizer, dict):
         optimizer = optimizer["optimizer"]
     batches = [to_device(b, device) for b in batches]
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "16")
 
     def step(batch: Batch) -> torch.Tensor:
-        with autocast(device, bf16):
+        with autocast(device, precision):
             logits = model(batch["tokens"], batch["lengths"])
             loss = model.loss_fn(logits.float(), batch["labels"])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         return loss.detach()
 
     for batch in batches[:warmup]:
@@ -143,12 +146,12 @@ def measure_training(
 
 
 def measure_inference(
-    model: SequenceClassifier, batches: list[Batch], device: torch.device, bf16: bool = False
+    model: SequenceClassifier, batches: list[Batch], device: torch.device, precision: str = "32"
 ) -> dict[str, float]:
     """Eval-mode, no-grad forward passes (the first batch once more as warm-up)."""
     model.to(device).eval()
     batches = [to_device(b, device) for b in batches]
-    with torch.inference_mode(), autocast(device, bf16):
+    with torch.inference_mode(), autocast(device, precision):
         model(batches[0]["tokens"], batches[0]["lengths"])
         synchronize(device)
         start = time.perf_counter()
@@ -168,7 +171,7 @@ def benchmark_cell(
     warmup: int,
     sizes: dict[str, int],
     device: torch.device,
-    bf16: bool = False,
+    precision: str = "32",
     seed: int = 0,
 ) -> dict[str, Any]:
     """Training and inference rates of one cell at one batch size, the seed recipe's model otherwise
@@ -187,10 +190,10 @@ def benchmark_cell(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     entry: dict[str, Any] = {"batch_size": batch_size}
-    entry.update(measure_training(model, train_batches, warmup, device, bf16))
+    entry.update(measure_training(model, train_batches, warmup, device, precision))
     entry["epoch_seconds_estimated"] = EPOCH_REVIEWS / entry["train_reviews_per_s"]
     entry["infer_batch_size"] = batch_size
-    entry.update(measure_inference(model, infer_batches, device, bf16))
+    entry.update(measure_inference(model, infer_batches, device, precision))
     entry["peak_rss_mb"] = peak_rss_mb()
     if device.type == "cuda":
         entry["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
