@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from seqsent.data import BucketBatchSampler, Collator, IMDBDataModule, SyntheticDataModule, pad, truncate
 from seqsent.data.cache import split_indices
 from seqsent.data.synthetic import write_parquet_dir
-from seqsent.data.vocab import PAD_ID, UNK_ID, encode, new_tokenizer, train_tokenizer
+from seqsent.data.vocab import PAD_ID, UNK_ID, encode, new_tokenizer, tokenizer_from_json, train_tokenizer
+from seqsent.errors import SeqsentError
 
 
 def test_normalization_lowercases_strips_br_and_splits_punctuation() -> None:
@@ -20,6 +22,26 @@ def test_normalization_lowercases_strips_br_and_splits_punctuation() -> None:
         tok.normalizer.normalize_str("Great movie!<br /><br />LOVED it, really.")
     )
     assert [w for w, _ in words] == ["great", "movie", "!", "loved", "it", ",", "really", "."]
+
+
+def test_punctuation_drop_keeps_words_only_and_travels_in_the_tokenizer_json() -> None:
+    tok = train_tokenizer(["Great movie!!! Loved it, really... (10/10)"], vocab_size=50, punctuation="drop")
+    assert not [t for t in tok.get_vocab() if not t.isalnum() and t not in ("<pad>", "<unk>")]
+    again = tokenizer_from_json(tok.to_str())  # what a checkpoint carries
+    assert again.encode("great, movie!").tokens == ["great", "movie"]
+    kept = train_tokenizer(["Great movie!!!"], vocab_size=50)
+    assert kept.encode("great movie!!!").tokens == ["great", "movie", "!!!"]
+
+
+def test_punctuation_setting_is_checked_and_keys_the_cache(imdb_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(SeqsentError, match="data.punctuation='strip': use 'keep' or 'drop'"):
+        IMDBDataModule(path=str(imdb_dir), punctuation="strip")
+    kwargs = {"path": str(imdb_dir), "vocab_size": 100, "cache_dir": str(tmp_path / "c")}
+    keep, drop = IMDBDataModule(**kwargs), IMDBDataModule(**kwargs, punctuation="drop")
+    keep.setup()
+    drop.setup()
+    assert drop.data.built and drop.data.directory != keep.data.directory
+    assert len(drop.data.splits["train"].ids) < len(keep.data.splits["train"].ids)
 
 
 def test_vocab_specials_size_and_frequency_order() -> None:

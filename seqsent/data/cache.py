@@ -65,6 +65,7 @@ def prepare(
     splits: tuple[str, ...],
     vocab_size: int,
     min_frequency: int,
+    punctuation: str,
     val_fraction: float,
     split_seed: int,
     cache_dir: Path,
@@ -84,6 +85,7 @@ def prepare(
         else {
             "vocab_size": vocab_size,
             "min_frequency": min_frequency,
+            **({"punctuation": punctuation} if punctuation != "keep" else {}),  # older cache keys stay valid
             "val_fraction": val_fraction,
             "split_seed": split_seed,
         },
@@ -96,7 +98,7 @@ def prepare(
     if tokenizer_json is None:
         train_idx, _ = split_indices(len(raw["train"].texts), val_fraction, split_seed)
         texts = raw["train"].texts
-        tok = train_tokenizer([texts[i] for i in train_idx], vocab_size, min_frequency)
+        tok = train_tokenizer([texts[i] for i in train_idx], vocab_size, min_frequency, punctuation)
     else:
         tok = tokenizer_from_json(tokenizer_json)
     encoded = {}

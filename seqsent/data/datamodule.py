@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from seqsent.data.batching import SIDES, BucketBatchSampler, Collator, EncodedReviews
 from seqsent.data.cache import Prepared, default_cache_dir, prepare, split_indices
 from seqsent.data.sources import default_path
-from seqsent.data.vocab import PAD_ID
+from seqsent.data.vocab import PAD_ID, PUNCTUATION
 from seqsent.errors import SeqsentError
 
 PREP_TIMES: dict[int, float] = {}  # prepare_data may assign no state: its duration waits here
@@ -37,6 +37,7 @@ class IMDBDataModule(L.LightningDataModule):
         path: str | None = None,
         vocab_size: int = 10_000,
         min_frequency: int = 1,
+        punctuation: str = "keep",
         max_len: int = 200,
         padding: str = "pre",
         truncation: str = "pre",
@@ -55,6 +56,7 @@ class IMDBDataModule(L.LightningDataModule):
         super().__init__()
         _check(vocab_size >= 3, f"data.vocab_size={vocab_size} is too small: use >= 3 (2 specials + words)")
         _check(min_frequency >= 1, f"data.min_frequency={min_frequency}: use >= 1")
+        _check(punctuation in PUNCTUATION, f"data.punctuation={punctuation!r}: use 'keep' or 'drop'")
         _check(max_len >= 1, f"data.max_len={max_len}: use a positive number of tokens, e.g. 200")
         _check(padding in SIDES, f"data.padding={padding!r}: use 'pre' or 'post'")
         _check(truncation in SIDES, f"data.truncation={truncation!r}: use 'pre' or 'post'")
@@ -62,7 +64,7 @@ class IMDBDataModule(L.LightningDataModule):
         _check(batch_size >= 1 and eval_batch_size >= 1, f"data.batch_size={batch_size}: use >= 1")
         _check(num_workers >= 0, f"data.num_workers={num_workers}: use >= 0")
         self.path = path or default_path()
-        self.vocab_size, self.min_frequency = vocab_size, min_frequency
+        self.vocab_size, self.min_frequency, self.punctuation = vocab_size, min_frequency, punctuation
         self.max_len, self.padding, self.truncation = max_len, padding, truncation
         self.val_fraction, self.split_seed = val_fraction, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -109,6 +111,7 @@ class IMDBDataModule(L.LightningDataModule):
             ("train", "test"),
             self.vocab_size,
             self.min_frequency,
+            self.punctuation,
             self.val_fraction,
             self.split_seed,
             self.cache_dir,

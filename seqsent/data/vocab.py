@@ -1,7 +1,8 @@
 """Word-level tokenization with the `tokenizers` library.
 
 Normalization: HTML-like tags such as IMDB's `<br />` become spaces, then lowercase.
-Pre-tokenization: `\\w+|[^\\w\\s]+`, so punctuation is split off words ("great!" -> "great", "!").
+Pre-tokenization: `\\w+|[^\\w\\s]+`, so punctuation is split off words ("great!" -> "great", "!");
+with `punctuation="drop"` it is removed instead (words only, like the Keras IMDB dataset's word ids).
 Specials: `<pad>` = 0 and `<unk>` = 1, counted inside `vocab_size`.
 """
 
@@ -16,19 +17,25 @@ PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 TAG_PATTERN = r"<[^<>]{0,20}>"
 TOKENIZER_VERSION = "wordlevel-v1"
+PUNCTUATION = ("keep", "drop")
+PUNCT_PATTERN = r"[^\w\s]+"
 
 
-def new_tokenizer() -> Tokenizer:
-    """An untrained word-level tokenizer with seqsent's normalization."""
+def new_tokenizer(punctuation: str = "keep") -> Tokenizer:
+    """An untrained word-level tokenizer with seqsent's normalization; `drop` removes punctuation.
+    The rules travel inside the tokenizer's JSON, so a checkpoint encodes raw text the same way."""
     tok = Tokenizer(models.WordLevel(unk_token=UNK))
-    tok.normalizer = normalizers.Sequence([normalizers.Replace(Regex(TAG_PATTERN), " "), normalizers.Lowercase()])
+    steps = [normalizers.Replace(Regex(TAG_PATTERN), " ")]
+    if punctuation == "drop":
+        steps.append(normalizers.Replace(Regex(PUNCT_PATTERN), " "))
+    tok.normalizer = normalizers.Sequence([*steps, normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     return tok
 
 
-def train_tokenizer(texts: list[str], vocab_size: int, min_frequency: int = 1) -> Tokenizer:
+def train_tokenizer(texts: list[str], vocab_size: int, min_frequency: int = 1, punctuation: str = "keep") -> Tokenizer:
     """Build the vocabulary: the `vocab_size` most frequent tokens of `texts`, specials first."""
-    tok = new_tokenizer()
+    tok = new_tokenizer(punctuation)
     trainer = trainers.WordLevelTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[PAD, UNK], show_progress=False
     )
