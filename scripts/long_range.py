@@ -48,7 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--embed-dim", type=int, default=32)
     parser.add_argument("--hidden-size", type=int, default=48)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--init", default="keras", choices=("torch", "keras"))
+    parser.add_argument("--init", default="keras_per_gate", choices=("torch", "keras", "keras_per_gate"))
     parser.add_argument("--clip", type=float, default=1.0, help="gradient clipping norm (0: none)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (model init, data, order)")
     parser.add_argument("--chance", type=float, default=0.6, help="test accuracy below this counts as chance")

@@ -87,6 +87,21 @@ def test_keras_init_matches_keras_defaults() -> None:
     bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
     assert torch.equal(bias[6:12], torch.ones(6))  # forget gate (PyTorch order i, f, g, o)
     assert torch.equal(bias[:6], torch.zeros(6)) and torch.equal(bias[12:], torch.zeros(12))
+    w_hh = lstm.weight_hh_l0.detach()  # (4H, H): orthonormal columns over the stacked gates, as Keras
+    torch.testing.assert_close(w_hh.T @ w_hh, torch.eye(6), atol=1e-5, rtol=0)
+    limit = (6 / (8 + 4 * 6)) ** 0.5  # Glorot over the (in, 4H) kernel
+    assert lstm.weight_ih_l0.abs().max() <= limit and lstm.weight_ih_l0.abs().max() > 0.8 * limit
+    assert model.embedding.weight.abs().max() <= 0.05 and model.embedding.weight[0].abs().sum() == 0
+    head = model.head[1]
+    assert torch.equal(head.bias, torch.zeros(1)) and head.weight.abs().max() <= (6 / (6 + 1)) ** 0.5
+
+
+def test_keras_per_gate_init_makes_each_gate_block_on_its_own() -> None:
+    torch.manual_seed(0)
+    model = SequenceClassifier(vocab_size=40, cell="lstm", embed_dim=8, hidden_size=6, init="keras_per_gate")
+    lstm = model.encoder.forward_layers[0]
     for block in lstm.weight_hh_l0.detach().chunk(4):
         torch.testing.assert_close(block @ block.T, torch.eye(6), atol=1e-5, rtol=0)
-    assert model.embedding.weight.abs().max() <= 0.05 and model.embedding.weight[0].abs().sum() == 0
+    limit = (6 / (8 + 6)) ** 0.5  # Glorot over one gate's (in, H) block: wider than Keras'
+    assert lstm.weight_ih_l0.abs().max() > (6 / (8 + 4 * 6)) ** 0.5 and lstm.weight_ih_l0.abs().max() <= limit
+    assert model.embedding.weight.abs().max() <= 0.05

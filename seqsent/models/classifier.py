@@ -62,13 +62,16 @@ class SequenceClassifier(L.LightningModule):
             raise ValueError(f"model.vocab_size={vocab_size}, model.embed_dim={embed_dim}: use >= 3 and >= 1")
         self.save_hyperparameters()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
-        if init == "keras":  # Keras' Embedding default: uniform(-0.05, 0.05)
+        if init.startswith("keras"):  # Keras' Embedding default: uniform(-0.05, 0.05)
             nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
             with torch.no_grad():
                 self.embedding.weight[pad_id].zero_()
         self.embed_dropout = nn.Dropout(embed_dropout)
         self.encoder = RecurrentEncoder(cell, embed_dim, hidden_size, num_layers, bidirectional, dropout, pooling, init)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.output_size, 1))
+        if init == "keras":  # Keras' Dense default: Glorot-uniform kernel, zero bias
+            nn.init.xavier_uniform_(self.head[1].weight)
+            nn.init.zeros_(self.head[1].bias)
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.preprocessing: dict[str, Any] | None = None
         # training metrics skip their per-step input checks (each waits for the GPU): the labels are

@@ -16,14 +16,19 @@ from seqsent.models.scratch_lstm import ScratchLSTM
 
 CELLS: dict[str, type[nn.Module]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "lstm_scratch": ScratchLSTM}
 POOLINGS = ("last", "mean", "max")
-INITS = ("torch", "keras")
+INITS = ("torch", "keras", "keras_per_gate")
 
 
-def keras_init_(rnn: nn.Module) -> None:
-    """Keras' recurrent defaults: Glorot-uniform input weights, orthogonal recurrent weights, zero
-    biases, and for LSTMs a forget-gate bias of 1 (`unit_forget_bias`). Gates are stacked in
-    PyTorch's order (LSTM: i, f, g, o; GRU: r, z, n), each initialized on its own block."""
-    gates = rnn.weight_ih_l0.size(0) // rnn.hidden_size
+def keras_init_(rnn: nn.Module, per_gate: bool = False) -> None:
+    """Keras' recurrent defaults: a Glorot-uniform input kernel and an orthogonal recurrent kernel,
+    each over the gates' stacked matrix as Keras makes it (the recurrent (G*H, H) matrix gets
+    orthonormal columns), zero biases, and for LSTMs a forget-gate bias of 1 (`unit_forget_bias`).
+    Gates are stacked in PyTorch's order (LSTM: i, f, g, o; GRU: r, z, n), which is Keras' too.
+
+    `per_gate=True` (`init=keras_per_gate`, the default recipe's) initializes each gate's block on
+    its own instead: input weights sqrt((in + G*H) / (in + H)) times wider and every recurrent block
+    orthogonal. The two differ only for LSTMs and GRUs (a plain RNN has one gate)."""
+    gates = rnn.weight_ih_l0.size(0) // rnn.hidden_size if per_gate else 1
     for name, param in rnn.named_parameters():
         if name.startswith("bias"):
             nn.init.zeros_(param)
@@ -72,7 +77,7 @@ class RecurrentEncoder(nn.Module):
         dropout: dropout between layers.
         pooling: "last" (the output at each review's true last step; for the backward direction
             its state after reading the whole review), "mean" or "max" over valid steps.
-        init: "torch" (PyTorch's defaults) or "keras" (see `keras_init_`).
+        init: "torch" (PyTorch's defaults), "keras" or "keras_per_gate" (see `keras_init_`).
     """
 
     def __init__(
@@ -107,9 +112,9 @@ class RecurrentEncoder(nn.Module):
             nn.ModuleList(rnn_cls(s, hidden_size, batch_first=True) for s in sizes) if bidirectional else None
         )
         self.dropout = nn.Dropout(dropout)
-        if init == "keras":
+        if init in ("keras", "keras_per_gate"):
             for layer in self.recurrent_layers():
-                keras_init_(layer)
+                keras_init_(layer, per_gate=init == "keras_per_gate")
 
     def recurrent_layers(self) -> list[nn.RNNBase]:
         return list(self.forward_layers) + (list(self.backward_layers) if self.backward_layers is not None else [])
