@@ -67,7 +67,7 @@ def test_seed_experiments_match_the_notebook(tmp_path: Path) -> None:
         assert (cfg.model.embed_dim, cfg.model.hidden_size, cfg.data.batch_size) == (128, 128, 32)
         assert (cfg.model.lr, cfg.trainer.max_epochs, cfg.data.val_fraction) == (1e-3, 5, 0.2)
         assert not cfg.model.bidirectional and cfg.model.optimizer == "adam"
-        assert cfg.data.punctuation == "drop"  # keras.datasets.imdb has word ids only
+        assert cfg.model.init == "keras"  # Keras' initializers exactly
 
 
 def test_model_choice_swaps_only_the_cell(tmp_path: Path) -> None:
