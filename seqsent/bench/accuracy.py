@@ -19,9 +19,7 @@ from seqsent.bench.common import (
     log,
 )
 from seqsent.bench.data import datasets_cache
-from seqsent.bench.throughput import (
-    to_device,
-)
+from seqsent.bench.throughput import to_device
 from seqsent.data import IMDBDataModule
 from seqsent.errors import SeqsentError
 from seqsent.models import SequenceClassifier

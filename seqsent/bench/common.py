@@ -150,6 +150,3 @@ def peak_rss_mb() -> float:
     """`getrusage(RUSAGE_SELF).ru_maxrss` in MB (kB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
-# -- synthetic IMDB-shaped data ----------------------------------------------------------------------

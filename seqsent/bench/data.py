@@ -11,9 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from seqsent.bench.common import (
-    log,
-)
+from seqsent.bench.common import log
 from seqsent.data import IMDBDataModule
 from seqsent.data.cache import default_cache_dir
 from seqsent.data.synthetic import NEGATIVE, NEUTRAL, POSITIVE, write_parquet_dir
@@ -81,6 +79,3 @@ def time_prep(path: Path | str, cache_dir: Path, **data_kwargs: Any) -> tuple[fl
     start = time.perf_counter()
     dm.setup("fit")
     return time.perf_counter() - start, dm
-
-
-# -- matmul reference ---------------------------------------------------------------------------------

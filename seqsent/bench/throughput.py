@@ -198,6 +198,3 @@ def benchmark_cell(
     if device.type == "cuda":
         entry["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return entry
-
-
-# -- time to accuracy ----------------------------------------------------------------------------------
