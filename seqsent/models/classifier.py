@@ -127,7 +127,7 @@ class SequenceClassifier(L.LightningModule):
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self._trainer is not None and str(self.trainer.precision) == "16-mixed":
+        if self._precision() == "16-mixed":
             return  # fp16 loss scaling overflows on purpose at first; its scaler skips those steps
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
@@ -159,11 +159,14 @@ class SequenceClassifier(L.LightningModule):
         return torch.sigmoid(self(batch["tokens"], batch["lengths"]))
 
     # -- optimization --------------------------------------------------------------------------
+    def _precision(self) -> str:
+        """The attached trainer's precision (`32-true`, `bf16-mixed`, `16-mixed`, ...); `32-true` without one."""
+        return str(self._trainer.precision) if self._trainer is not None else "32-true"
+
     def _fused_optimizer_allowed(self) -> bool:
         """Lightning's mixed-precision plugin refuses to clip gradients of a fused optimizer (it
         unscales internally), so `trainer=gpu` (bf16-mixed) with clipping gets the foreach kernel."""
-        trainer = self._trainer
-        return trainer is None or "mixed" not in str(trainer.precision) or not trainer.gradient_clip_val
+        return not ("mixed" in self._precision() and self._trainer.gradient_clip_val)
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
