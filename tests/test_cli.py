@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_module
 
 from seqsent.checkpoint import load_classifier
 from seqsent.predict import predict_texts
@@ -27,22 +25,11 @@ SMALL = [
 ]
 
 
-def run(module: str, *args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-    )
-
-
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("train")
     env = {"SEQSENT_CACHE_DIR": str(root / "cache"), "SEQSENT_OUTPUT_DIR": str(root / "runs")}
-    proc = run(
+    proc = run_module(
         "seqsent.train",
         *SMALL,
         "trainer.max_epochs=2",
@@ -97,7 +84,7 @@ def test_checkpoint_loads_weights_only_and_carries_the_vocabulary(trained_run: P
 def test_eval_reproduces_the_test_metrics(trained_run: Path, tmp_path: Path) -> None:
     metrics = json.loads((trained_run / "metrics.json").read_text())
     cache = trained_run.parent / "cache"
-    proc = run(
+    proc = run_module(
         "seqsent.eval",
         f"ckpt_path={metrics['best_ckpt']}",
         *SMALL[:3],
@@ -113,7 +100,7 @@ def test_predict_text_and_file(trained_run: Path, tmp_path: Path) -> None:
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     reviews = tmp_path / "reviews.txt"
     reviews.write_text("a wonderful superb film, loved it\n\nterrible, boring, a waste\n")
-    proc = run("seqsent.predict", f"ckpt_path={ckpt}", "text=Brilliant, moving, fantastic!", f"file={reviews}")
+    proc = run_module("seqsent.predict", f"ckpt_path={ckpt}", "text=Brilliant, moving, fantastic!", f"file={reviews}")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 3 and all(0.0 <= float(line.split("\t")[0]) <= 1.0 for line in lines)
@@ -148,18 +135,18 @@ def test_predict_errors_are_one_line(
 
 def test_train_refuses_a_directory_holding_another_run(trained_run: Path) -> None:
     before = (trained_run / "metrics.json").read_text()
-    proc = run("seqsent.train", *SMALL, f"hydra.run.dir={trained_run}")
+    proc = run_module("seqsent.train", *SMALL, f"hydra.run.dir={trained_run}")
     assert proc.returncode == 2 and "already holds a run" in proc.stderr
     assert (trained_run / "metrics.json").read_text() == before
 
 
 def test_bad_config_value_is_one_line(tmp_path: Path) -> None:
-    proc = run("seqsent.train", *SMALL, "data.max_len=0", f"hydra.run.dir={tmp_path / 'r'}")
+    proc = run_module("seqsent.train", *SMALL, "data.max_len=0", f"hydra.run.dir={tmp_path / 'r'}")
     assert proc.returncode == 2 and "max_len" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_fast_dev_run_without_checkpoint_still_tests(tmp_path: Path) -> None:
-    proc = run("seqsent.train", *SMALL, "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path / 'r'}")
+    proc = run_module("seqsent.train", *SMALL, "trainer.fast_dev_run=true", f"hydra.run.dir={tmp_path / 'r'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["best_ckpt"] is None and "test/acc" in metrics
@@ -167,7 +154,7 @@ def test_fast_dev_run_without_checkpoint_still_tests(tmp_path: Path) -> None:
 
 def test_resume_from_last_checkpoint_continues(trained_run: Path, tmp_path: Path) -> None:
     env = {"SEQSENT_CACHE_DIR": str(trained_run.parent / "cache")}
-    proc = run(
+    proc = run_module(
         "seqsent.train",
         *SMALL,
         "trainer.max_epochs=3",
@@ -184,10 +171,10 @@ def test_resume_from_last_checkpoint_continues(trained_run: Path, tmp_path: Path
 def test_resuming_a_one_cycle_run_for_longer_is_refused(tmp_path: Path) -> None:
     env = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
     base = [*SMALL[:-1], "model.scheduler=onecycle", "trainer.limit_train_batches=3"]
-    first = run("seqsent.train", *base, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'r'}", env=env)
+    first = run_module("seqsent.train", *base, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'r'}", env=env)
     assert first.returncode == 0, first.stderr[-2000:]
     ckpt = tmp_path / "r" / "checkpoints" / "last.ckpt"
-    proc = run("seqsent.train", *base, "trainer.max_epochs=2", f"ckpt_path={ckpt}", env=env)
+    proc = run_module("seqsent.train", *base, "trainer.max_epochs=2", f"ckpt_path={ckpt}", env=env)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "one-cycle schedule ends after 4 steps but this run has 6" in proc.stderr.strip().splitlines()[-1]
 
@@ -197,7 +184,9 @@ def test_bf16_mixed_with_gradient_clipping_trains(tmp_path: Path) -> None:
     so the classifier must pick another kernel. bf16 autocast runs on the CPU too."""
     env = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
     overrides = ["trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0", "trainer.limit_train_batches=3"]
-    proc = run("seqsent.train", *SMALL, *overrides, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'r'}", env=env)
+    proc = run_module(
+        "seqsent.train", *SMALL, *overrides, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'r'}", env=env
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["global_steps"] == 3 and 0.0 <= metrics["test/acc"] <= 1.0
@@ -207,5 +196,5 @@ def test_fp16_mixed_trains(tmp_path: Path) -> None:
     """16-mixed (fp16 autocast with loss scaling; it runs on the CPU too) through the entry point."""
     env = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
     overrides = ["trainer.precision=16-mixed", "trainer.gradient_clip_val=null", "trainer.limit_train_batches=3"]
-    proc = run("seqsent.train", *SMALL, *overrides, f"hydra.run.dir={tmp_path / 'r'}", env=env)
+    proc = run_module("seqsent.train", *SMALL, *overrides, f"hydra.run.dir={tmp_path / 'r'}", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]

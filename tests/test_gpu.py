@@ -4,13 +4,11 @@ Hydra's `trainer=gpu`, and a GPU checkpoint read back on the CPU. Every test ski
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_module
 
 from seqsent.checkpoint import load_classifier
 from seqsent.data.batching import pad
@@ -90,15 +88,10 @@ def test_autocast_runs_the_cudnn_lstm(dtype: torch.dtype) -> None:
 
 def test_trainer_gpu_trains_and_its_checkpoint_loads_on_cpu(tmp_path: Path) -> None:
     """`trainer=gpu` (bf16-mixed) through the real entry point; the checkpoint then classifies on CPU."""
-    env = {**os.environ, "SEQSENT_CACHE_DIR": str(tmp_path / "cache"), "SEQSENT_OUTPUT_DIR": str(tmp_path / "runs")}
+    env = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache"), "SEQSENT_OUTPUT_DIR": str(tmp_path / "runs")}
     run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "seqsent.train", *SMALL, "trainer=gpu", f"hydra.run.dir={run_dir}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        cwd=tmp_path,
+    proc = run_module(
+        "seqsent.train", *SMALL, "trainer=gpu", f"hydra.run.dir={run_dir}", env=env, cwd=tmp_path, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_module
 
 from seqsent.compare import load_runs, summarize
 
@@ -32,15 +30,8 @@ SWEEP_ARGS = [
 def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished 2-job sweep made by `python -m seqsent.train -m ...` (about 10 s on 2 CPU cores)."""
     root = tmp_path_factory.mktemp("sweep")
-    env = {**os.environ, "SEQSENT_OUTPUT_DIR": str(root / "multirun"), "SEQSENT_CACHE_DIR": str(root / "cache")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "seqsent.train", *SWEEP_ARGS],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=root,
-    )
+    env = {"SEQSENT_OUTPUT_DIR": str(root / "multirun"), "SEQSENT_CACHE_DIR": str(root / "cache")}
+    proc = run_module("seqsent.train", *SWEEP_ARGS, env=env, cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweeps = [p for p in (root / "multirun").glob("*/*") if p.is_dir()]
     assert len(sweeps) == 1, sweeps

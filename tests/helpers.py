@@ -1,0 +1,22 @@
+"""Helpers shared by the tests (imported as `helpers`: pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_module(
+    module: str, *args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """`python -m module args...` in a subprocess with `env` added to this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
