@@ -44,6 +44,8 @@ from typing import Any
 import torch
 
 from seqsent import bench
+from seqsent.allocator import ENV as MALLOC_ENV
+from seqsent.allocator import keep_freed_memory
 from seqsent.data.sources import ENV_DIR
 from seqsent.errors import SeqsentError, report_errors
 
@@ -110,6 +112,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = bench.resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    malloc_pad_mb = keep_freed_memory()
     recipe = bench.parse_recipe(args.recipe)
     bench.check_recipe(recipe)
     path, data_label = data_source(args)
@@ -173,6 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "device": bench.describe_device(device),
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "malloc_pad_mb": malloc_pad_mb,
         "data": data_label,
         "prep_seconds_cold": cold,
         "prep_seconds_cached": cached,
@@ -185,6 +189,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "models": models,
         "notes": {
             "command": args.command,
+            "malloc_pad_mb": f"glibc malloc keeps up to this many MiB of freed memory for reuse (seqsent.allocator; "
+            f"{MALLOC_ENV}=0: glibc's defaults, every step page-faults its large tensors in again)",
             "sizes": sizes,
             "data_detail": f"{data_label}: mean {mean_words:.0f} tokens per training review (untruncated)",
             "prep": "IMDBDataModule.setup() on a new datamodule; cold: empty seqsent cache dir and empty "

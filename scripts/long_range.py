@@ -29,6 +29,7 @@ import lightning as L
 import torch
 from matplotlib.figure import Figure
 
+from seqsent.allocator import keep_freed_memory
 from seqsent.data.long_range import LongRangeDataModule
 from seqsent.models import SequenceClassifier
 
@@ -212,6 +213,7 @@ def plot(rows: list[dict], stats: dict[tuple[str, int], dict], args: argparse.Na
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
+    keep_freed_memory()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")

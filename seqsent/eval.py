@@ -14,6 +14,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from seqsent.allocator import keep_freed_memory
 from seqsent.builders import build_trainer, checkpoint_datamodule
 from seqsent.callbacks import progress_bar
 from seqsent.checkpoint import load_classifier
@@ -26,6 +27,7 @@ register_resolvers()
 @report_job_errors
 def evaluate(cfg: DictConfig) -> dict:
     """Test metrics of `cfg.ckpt_path` on the test split of `cfg.data`."""
+    keep_freed_memory()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     model = load_classifier(cfg.ckpt_path)
     L.seed_everything(cfg.seed, verbose=False)

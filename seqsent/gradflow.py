@@ -22,6 +22,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from seqsent.allocator import keep_freed_memory
 from seqsent.builders import checkpoint_datamodule
 from seqsent.checkpoint import load_classifier
 from seqsent.data import IMDBDataModule
@@ -38,6 +39,7 @@ SHOWN = (0, 10, 25, 50, 100, 199)  # distances printed in the summary
 @report_errors
 def gradflow(cfg: DictConfig) -> dict:
     """Analyze every checkpoint of `cfg`, write the figure and `gradflow.json`; returns the numbers."""
+    keep_freed_memory()
     paths = [str(p) for p in (cfg.get("ckpt_paths") or [])] + ([str(cfg.ckpt_path)] if cfg.get("ckpt_path") else [])
     labels = [str(label) for label in (cfg.get("labels") or [])]
     _check_args(cfg, paths, labels)

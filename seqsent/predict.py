@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from seqsent.allocator import keep_freed_memory
 from seqsent.checkpoint import load_classifier, preprocessing_of
 from seqsent.data.batching import Collator
 from seqsent.data.vocab import encode, tokenizer_from_json
@@ -72,6 +73,7 @@ def predict_texts(
 
 @report_errors
 def run(argv: list[str]) -> list[float]:
+    keep_freed_memory()
     args = parse_args(argv)
     texts = list(args.get("text", []))
     for file in args.get("file", []):

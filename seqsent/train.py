@@ -26,6 +26,7 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from seqsent.allocator import keep_freed_memory
 from seqsent.builders import build_trainer, instantiate_group, log_hparams, tensorboard_dir
 from seqsent.callbacks import EpochTimer
 from seqsent.checkpoint import read_checkpoint
@@ -86,6 +87,7 @@ def check_launch(trainer: L.Trainer) -> None:
 @report_job_errors
 def train(cfg: DictConfig) -> dict:
     """Fit, test the best checkpoint, write `metrics.json`; returns the metrics."""
+    keep_freed_memory()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if rank_zero_only.rank == 0:  # DDP ranks > 0 share rank 0's run dir, which it may have filled already
         check_run_dir(run_dir, cfg.get("ckpt_path"))
