@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,19 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logg
 def log_hparams(loggers: list[Logger], cfg: DictConfig) -> None:
     """Log the whole resolved config once, with the metrics the HPARAMS tab compares runs on."""
     params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    params = {k: v for k, v in params.items() if not k.endswith("_target_") and not k.startswith("callbacks/")}
+    params = {k: _short(v) for k, v in params.items() if not k.endswith("_target_") and not k.startswith("callbacks/")}
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params, metrics=HPARAM_METRICS)
         else:
             logger.log_hyperparams(params)
+
+
+def _short(value: Any, limit: int = 500) -> Any:
+    """Long strings (a `data.tokenizer_json` vocabulary) as their length and hash, not the text."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"<{len(value)} chars, sha256 {hashlib.sha256(value.encode()).hexdigest()[:16]}>"
+    return value
 
 
 def tensorboard_dir(loggers: list[Logger]) -> Path | None:

@@ -76,6 +76,24 @@ def test_hparams_are_logged_for_tensorboard(tmp_path: Path) -> None:
         assert {"val/acc_best", "test/acc", "time/train_seconds"} <= tags
 
 
+def test_a_vocabulary_in_the_config_is_logged_as_its_length_and_hash() -> None:
+    from omegaconf import OmegaConf
+
+    from seqsent.builders import log_hparams
+
+    class Recorder:
+        params: dict = {}
+
+        def log_hyperparams(self, params: dict) -> None:
+            Recorder.params = params
+
+    vocab = '{"model": "' + "x" * 5000 + '"}'
+    log_hparams([Recorder()], OmegaConf.create({"data": {"tokenizer_json": vocab, "max_len": 200}}))
+    logged = Recorder.params
+    assert logged["data/max_len"] == 200
+    assert logged["data/tokenizer_json"].startswith(f"<{len(vocab)} chars, sha256 ")
+
+
 @pytest.mark.parametrize("override", ["hydra/launcher=local_parallel", "hparams_search=lstm_optuna"])
 def test_sweep_plugins_compose(override: str) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
