@@ -16,7 +16,6 @@ Only glibc (Linux) has these knobs; elsewhere this does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -57,7 +56,9 @@ def keep_freed_memory(pad_mb: int | None = None) -> int:
         raise ValueError(f"pad_mb={pad_mb}: use >= 0")
     if pad_mb == 0 or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return 0
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = ctypes.CDLL(None)  # the running process's symbols: glibc's mallopt among them
+    if not hasattr(libc, "mallopt"):
+        return 0
     pad = min(pad_mb, 2047) << 20  # mallopt takes a C int: at most 2047 MiB
     ok = libc.mallopt(M_TOP_PAD, pad) and libc.mallopt(M_TRIM_THRESHOLD, pad)
     ok = ok and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)
