@@ -9,6 +9,7 @@ preload). The entry points call `keep_freed_memory()`; code that imports seqsent
 
     SEQSENT_MALLOC_PAD_MB=1024   (default) keep up to 1 GiB of freed memory per process
     SEQSENT_MALLOC_PAD_MB=0      leave glibc's defaults alone
+    (at most 2047: larger values are capped)
 
 Only glibc (Linux) has these knobs; elsewhere this does nothing.
 """

@@ -38,7 +38,8 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
     step()
 faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
-print(json.dumps({"pad": pad, "faults_per_step": faults}))
+weights = [p.detach().double().sum().item() for p in model.parameters()]
+print(json.dumps({"pad": pad, "faults_per_step": faults, "weights": weights}))
 """
 
 
@@ -75,13 +76,14 @@ def test_zero_changes_nothing():
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt only")
-def test_the_pad_stops_training_steps_from_page_faulting():
+def test_the_pad_stops_training_steps_from_page_faulting_and_changes_no_number():
     padded = run_steps("256")
     default = run_steps("0")
     assert padded["pad"] == 256 and default["pad"] == 0
     # with glibc's defaults each step maps its large buffers afresh; with the pad it reuses them
     assert padded["faults_per_step"] < 300, (padded, default)
     assert padded["faults_per_step"] <= default["faults_per_step"], (padded, default)
+    assert padded["weights"] == default["weights"]  # same steps, bit for bit
 
 
 def test_train_rejects_a_bad_pad_before_doing_any_work(tmp_path):
