@@ -161,6 +161,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
         del dm
         fraction = models["lstm"]["batch_32"]["train_gate_gflops"] / gflops
+        layer = bench.measure_layer("lstm", 32, args.max_len, sizes, device, args.batch_counts[32], args.warmup)
+        bench.log(f"nn.LSTM layer alone, batch 32: {layer['layer_step_ms']:.1f} ms forward+backward")
 
         detail: dict[str, Any]
         if args.skip_accuracy:
@@ -182,6 +184,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "prep_seconds_cached": cached,
         "matmul_gflops": gflops,
         "lstm_train_flops_fraction": fraction,
+        "lstm_layer_flops_fraction": layer["layer_gate_gflops"] / gflops,
+        "lstm_layer_detail": layer,
         "flops_counting": bench.FLOPS_COUNTING,
         "time_to_86_2": detail["seconds"],
         "time_to_86_2_recipe": recipe,
@@ -189,6 +193,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "models": models,
         "notes": {
             "command": args.command,
+            "lstm_layer_flops_fraction": "the nn.LSTM layer alone (forward and backward over a random batch-32 input "
+            "of max_len steps, no embedding, head, loss or optimizer) as a fraction of matmul_gflops: the kernel's "
+            "own efficiency; lstm_train_flops_fraction is the whole training step's",
             "malloc_pad_mb": f"glibc malloc keeps up to this many MiB of freed memory for reuse (seqsent.allocator; "
             f"{MALLOC_ENV}=0: glibc's defaults, every step page-faults its large tensors in again)",
             "sizes": sizes,

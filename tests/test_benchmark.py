@@ -22,6 +22,7 @@ TOP_KEYS = {
     "prep_seconds_cached",
     "matmul_gflops",
     "lstm_train_flops_fraction",
+    "lstm_layer_flops_fraction",
     "time_to_86_2",
     "time_to_86_2_recipe",
     "models",
@@ -52,6 +53,12 @@ def test_quick_run_prints_and_writes_the_json(tmp_path: Path) -> None:
     assert result["torch_version"] == torch.__version__ and result["device"].startswith("cpu")
     for key in ("prep_seconds_cold", "prep_seconds_cached", "matmul_gflops", "lstm_train_flops_fraction"):
         assert result[key] > 0, key
+    layer = result["lstm_layer_detail"]  # the nn.LSTM layer alone at batch 32 over --max-len steps
+    expected = 3 * bench.gate_flops("lstm", 32, 24, 8, 8) / (layer["layer_step_ms"] / 1000) / 1e9
+    assert layer["layer_gate_gflops"] == pytest.approx(expected, rel=0.01)  # the JSON keeps 4 digits
+    assert result["lstm_layer_flops_fraction"] == pytest.approx(
+        layer["layer_gate_gflops"] / result["matmul_gflops"], rel=0.01
+    )
     assert result["time_to_86_2"] is None and "skipped" in result["time_to_86_2_detail"]["reason"]
     assert result["time_to_86_2_recipe"]["cell"] == "lstm"
     assert set(result["models"]) == {"rnn", "lstm", "gru"}

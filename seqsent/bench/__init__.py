@@ -32,6 +32,7 @@ from seqsent.bench.throughput import (
     gate_flops,
     matmul_gflops,
     measure_inference,
+    measure_layer,
     measure_training,
     sample_batches,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "log",
     "matmul_gflops",
     "measure_inference",
+    "measure_layer",
     "measure_training",
     "parse_recipe",
     "peak_rss_mb",

@@ -145,6 +145,34 @@ def measure_training(
     }
 
 
+def measure_layer(
+    cell: str, batch: int, steps: int, sizes: dict[str, int], device: torch.device, n: int, warmup: int, seed: int = 0
+) -> dict[str, float]:
+    """Forward and backward of the recurrent layer alone (`nn.LSTM` etc., batch-first, fp32) over a
+    random (batch, steps, embed_dim) input: the kernel's share of a training step, without the
+    embedding, head, loss and optimizer."""
+    gen = torch.Generator().manual_seed(seed)
+    layer = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
+        sizes["embed_dim"], sizes["hidden_size"], batch_first=True
+    ).to(device)
+    x = torch.randn(batch, steps, sizes["embed_dim"], generator=gen).to(device).requires_grad_()
+
+    def step() -> None:
+        out, _ = layer(x)
+        out[:, -1].sum().backward()
+
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    synchronize(device)
+    wall = (time.perf_counter() - start) / n
+    flops = 3 * gate_flops(cell, batch, steps, sizes["embed_dim"], sizes["hidden_size"])
+    return {"layer_step_ms": 1000 * wall, "layer_gate_gflops": flops / wall / 1e9}
+
+
 def measure_inference(
     model: SequenceClassifier, batches: list[Batch], device: torch.device, precision: str = "32"
 ) -> dict[str, float]:
