@@ -105,3 +105,21 @@ def test_keras_per_gate_init_makes_each_gate_block_on_its_own() -> None:
     limit = (6 / (8 + 6)) ** 0.5  # Glorot over one gate's (in, H) block: wider than Keras'
     assert lstm.weight_ih_l0.abs().max() > (6 / (8 + 4 * 6)) ** 0.5 and lstm.weight_ih_l0.abs().max() <= limit
     assert model.embedding.weight.abs().max() <= 0.05
+
+
+def test_training_metrics_accumulate_every_batch_of_the_epoch() -> None:
+    torch.manual_seed(0)
+    model = SequenceClassifier(vocab_size=50, embed_dim=8, hidden_size=8)
+    correct = seen = 0
+    losses = []
+    for _ in range(3):
+        tokens, lengths = torch.randint(1, 50, (6, 7)), torch.full((6,), 7)
+        labels = torch.randint(0, 2, (6,)).float()
+        with pytest.warns(UserWarning, match="self.log"):  # no trainer attached: logging is skipped
+            loss = model.training_step({"tokens": tokens, "lengths": lengths, "labels": labels}, 0)
+        with torch.no_grad():
+            correct += int(((model(tokens, lengths) > 0).float() == labels).sum())
+        seen += len(labels)
+        losses.append(float(loss.detach()))
+    assert float(model.train_acc.compute()) == pytest.approx(correct / seen)
+    assert float(model.train_loss.compute()) == pytest.approx(sum(losses) / len(losses))

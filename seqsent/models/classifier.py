@@ -119,8 +119,9 @@ class SequenceClassifier(L.LightningModule):
         loss, probs, target = self._shared_step(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.global_step}")
-        self.train_loss(loss.detach())
-        self.train_acc(probs, target)
+        # update(), not a call: logged per epoch only, so the per-batch value a call computes is unused
+        self.train_loss.update(loss.detach())
+        self.train_acc.update(probs, target)
         self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
