@@ -36,6 +36,7 @@ from seqsent.train import train
 from seqsent.utils import config_dir, write_json
 
 VOCABS = ("train_part", "train_and_test")
+CELLS = ("rnn", "lstm", "gru")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -51,11 +52,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.cell_list = [c for c in args.cells.split(",") if c]
-    args.seed_list = [int(s) for s in args.seeds.split(",") if s]
+    try:
+        args.seed_list = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        raise SeqsentError(f"--seeds {args.seeds}: give whole numbers separated by commas, e.g. 0,1,2") from None
     args.vocab_list = [v for v in args.vocabs.split(",") if v]
     unknown = [v for v in args.vocab_list if v not in VOCABS]
     if unknown:
         raise SeqsentError(f"--vocabs {','.join(unknown)}: use some of {','.join(VOCABS)}")
+    unknown = [c for c in args.cell_list if c not in CELLS]
+    if unknown or not args.cell_list or not args.seed_list:
+        raise SeqsentError(f"--cells {args.cells} --seeds {args.seeds}: use cells of {','.join(CELLS)}, seeds as 0,1")
     if not Path(args.data).expanduser().is_dir():
         raise SeqsentError(f"--data {args.data}: not a directory: give the IMDB parquet directory")
     return args
@@ -71,8 +78,9 @@ def leaky_tokenizer_json(path: str, vocab_size: int, punctuation: str) -> str:
 def train_once(
     cell: str, seed: int, vocab: str, data: str, run_dir: Path, leaky: dict[str, str], extra: list[str]
 ) -> dict:
-    """One `experiment=seed_<cell>` run through seqsent.train's `train()`; returns its metrics."""
-    overrides = [f"experiment=seed_{cell}", f"seed={seed}", f"data.path={data}", *extra]
+    """One run of the notebook's recipe with `cell` through seqsent.train's `train()`; returns its metrics."""
+    # experiment=seed_lstm model=<cell> is experiment=seed_<cell> for rnn and lstm, and the sweep's gru
+    overrides = ["experiment=seed_lstm", f"model={cell}", f"seed={seed}", f"data.path={data}", *extra]
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):

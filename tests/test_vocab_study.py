@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
@@ -47,7 +48,15 @@ def test_the_train_and_test_vocabulary_holds_test_only_words(tmp_path: Path) -> 
     assert set(summary["lstm"]) == {"train_part", "train_and_test"}
 
 
-def test_an_unknown_vocabulary_is_a_one_line_error(tmp_path: Path) -> None:
-    proc = run_study("--data", str(tmp_path), "--vocabs", "everything")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--vocabs", "everything"], "error: --vocabs everything: use some of train_part,train_and_test"),
+        (["--cells", "gpt"], "error: --cells gpt --seeds 0,1,2: use cells of rnn,lstm,gru, seeds as 0,1"),
+        (["--seeds", "a"], "error: --seeds a: give whole numbers separated by commas, e.g. 0,1,2"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = run_study("--data", str(tmp_path), *args)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: --vocabs everything: use some of train_part,train_and_test"]
+    assert proc.stderr.strip().splitlines() == [message]
