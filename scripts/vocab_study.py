@@ -121,8 +121,10 @@ def main(argv: list[str]) -> dict:
     data = str(Path(args.data).expanduser().resolve())
     out = Path(args.out)
     work = Path(args.work_dir) if args.work_dir else out / "runs"
-    for run in work.glob("*/metrics.json") if work.is_dir() else []:
-        raise SeqsentError(f"{work} already holds runs ({run.parent.name}): give another --work-dir or remove it")
+    existing = sorted(work.glob("*/metrics.json")) if work.is_dir() else []
+    if existing:
+        held = existing[0].parent.name
+        raise SeqsentError(f"{work} already holds runs ({held}): give another --work-dir or remove it")
     rows, leaky = [], {}
     total = len(args.cell_list) * len(args.seed_list) * len(args.vocab_list)
     start = time.perf_counter()
