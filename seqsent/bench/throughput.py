@@ -22,6 +22,7 @@ from seqsent.bench.common import (
 from seqsent.data import IMDBDataModule
 from seqsent.data.batching import Batch, BucketBatchSampler, Collator, EncodedReviews
 from seqsent.models import SequenceClassifier
+from seqsent.models.encoders import CELLS
 
 
 def matmul_gflops(
@@ -152,9 +153,7 @@ def measure_layer(
     random (batch, steps, embed_dim) input: the kernel's share of a training step, without the
     embedding, head, loss and optimizer."""
     gen = torch.Generator().manual_seed(seed)
-    layer = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
-        sizes["embed_dim"], sizes["hidden_size"], batch_first=True
-    ).to(device)
+    layer = CELLS[cell](sizes["embed_dim"], sizes["hidden_size"], batch_first=True).to(device)
     x = torch.randn(batch, steps, sizes["embed_dim"], generator=gen).to(device).requires_grad_()
 
     def step() -> None:
