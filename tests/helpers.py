@@ -20,3 +20,10 @@ def run_module(
         env={**os.environ, **(env or {})},
         cwd=cwd,
     )
+
+
+def run_script(script: Path, *args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`python script args...` (a file under scripts/) in a subprocess."""
+    return subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )

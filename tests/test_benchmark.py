@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from helpers import run_script as run_script_file
 
 from seqsent import bench
 from seqsent.errors import SeqsentError
@@ -36,9 +36,7 @@ TINY = ["--n-reviews", "60", "--vocab-size", "200", "--max-len", "24", "--embed-
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120, cwd=SCRIPT.parent.parent
-    )
+    return run_script_file(SCRIPT, *args, cwd=SCRIPT.parent.parent, timeout=120)
 
 
 def test_quick_run_prints_and_writes_the_json(tmp_path: Path) -> None:

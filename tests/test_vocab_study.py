@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_script
 
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
 from seqsent.data.vocab import tokenizer_from_json
@@ -18,7 +18,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "vocab_study.py"
 
 
 def run_study(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
+    return run_script(SCRIPT, *args, timeout=600)
 
 
 def vocabulary_of(run_dir: Path) -> dict[str, int]:
