@@ -125,14 +125,15 @@ def main(argv: list[str]) -> dict:
     if existing:
         held = existing[0].parent.name
         raise SeqsentError(f"{work} already holds runs ({held}): give another --work-dir or remove it")
+    if (out / "runs.csv").exists():
+        raise SeqsentError(f"{out / 'runs.csv'} exists: give another --out or move the earlier study away")
     rows, leaky = [], {}
     total = len(args.cell_list) * len(args.seed_list) * len(args.vocab_list)
     start = time.perf_counter()
     for cell in args.cell_list:
         for vocab in args.vocab_list:
             for seed in args.seed_list:
-                done = len(rows)
-                print(f"[vocab_study] run {done + 1}/{total}: {cell} seed {seed} vocabulary {vocab}", flush=True)
+                print(f"[vocab_study] run {len(rows) + 1}/{total}: {cell} seed {seed} vocabulary {vocab}", flush=True)
                 run_dir = work / f"{vocab}_{cell}_seed{seed}"
                 metrics = train_once(cell, seed, vocab, data, run_dir, leaky, args.override)
                 rows.append(

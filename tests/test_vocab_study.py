@@ -46,6 +46,9 @@ def test_the_train_and_test_vocabulary_holds_test_only_words(tmp_path: Path) -> 
     assert "zyzzyva" in vocabulary_of(Path(rows[1]["run_dir"]))
     summary = json.loads((out / "summary.json").read_text())["summary"]
     assert set(summary["lstm"]) == {"train_part", "train_and_test"}
+    again = run_study("--data", str(data), "--out", str(out), "--work-dir", str(tmp_path / "other"))
+    assert again.returncode == 2 and "runs.csv exists" in again.stderr  # an earlier study is never overwritten
+    assert json.loads((out / "summary.json").read_text())["summary"] == summary
 
 
 @pytest.mark.parametrize(
