@@ -50,6 +50,7 @@ from seqsent.data.sources import ENV_DIR
 from seqsent.errors import SeqsentError, report_errors
 
 BATCH_SIZES = (32, 256)
+LOW_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}  # --precision -> the autocast dtype
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -144,6 +145,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         matmul = bench.matmul_gflops(device, size, repeats)
         gflops = max(matmul.values())
         bench.log(f"matmul {size}x{size} fp32 GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in matmul.items()))
+        low_dtype = LOW_DTYPES.get(args.precision)
+        low_gflops = None  # under autocast: the matmul rate in the autocast dtype, for like-for-like fractions
+        if low_dtype is not None:
+            low_gflops = bench.matmul_gflops(device, size, repeats, dtype=low_dtype)["torch_mm"]
+            bench.log(f"matmul {size}x{size} {low_dtype} GFLOP/s: {low_gflops:.1f}")
 
         models: dict[str, dict[str, Any]] = {}
         for cell in bench.CELLS:
@@ -160,8 +166,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"peak RSS {entry['peak_rss_mb']:.0f} MB"
                 )
         del dm
-        fraction = models["lstm"]["batch_32"]["train_gate_gflops"] / gflops
-        layer = bench.measure_layer("lstm", 32, args.max_len, sizes, device, args.batch_counts[32], args.warmup)
+        train_rate = models["lstm"]["batch_32"]["train_gate_gflops"]
+        layer = bench.measure_layer(
+            "lstm", 32, args.max_len, sizes, device, args.batch_counts[32], args.warmup, precision=args.precision
+        )
         bench.log(f"nn.LSTM layer alone, batch 32: {layer['layer_step_ms']:.1f} ms forward+backward")
 
         detail: dict[str, Any]
@@ -183,8 +191,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "prep_seconds_cold": cold,
         "prep_seconds_cached": cached,
         "matmul_gflops": gflops,
-        "lstm_train_flops_fraction": fraction,
+        "lstm_train_flops_fraction": train_rate / gflops,
         "lstm_layer_flops_fraction": layer["layer_gate_gflops"] / gflops,
+        "autocast_dtype": None if low_dtype is None else str(low_dtype).removeprefix("torch."),
+        "matmul_gflops_autocast": low_gflops,
+        "lstm_train_flops_fraction_autocast": None if low_gflops is None else train_rate / low_gflops,
+        "lstm_layer_flops_fraction_autocast": None if low_gflops is None else layer["layer_gate_gflops"] / low_gflops,
         "lstm_layer_detail": layer,
         "flops_counting": bench.FLOPS_COUNTING,
         "time_to_86_2": detail["seconds"],
@@ -196,6 +208,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "lstm_layer_flops_fraction": "the nn.LSTM layer alone (forward and backward over a random batch-32 input "
             "of max_len steps, no embedding, head, loss or optimizer) as a fraction of matmul_gflops: the kernel's "
             "own efficiency; lstm_train_flops_fraction is the whole training step's",
+            "autocast": "with --precision bf16 or 16 the kernels run in that dtype: lstm_*_flops_fraction still "
+            "divide by the fp32 matmul rate (matmul_gflops), the *_autocast keys by the same-size matmul in the "
+            "autocast dtype (matmul_gflops_autocast, torch_mm)",
             "malloc_pad_mb": f"glibc malloc keeps up to this many MiB of freed memory for reuse (seqsent.allocator; "
             f"{MALLOC_ENV}=0: glibc's defaults, every step page-faults its large tensors in again)",
             "sizes": sizes,

@@ -57,6 +57,8 @@ def test_quick_run_prints_and_writes_the_json(tmp_path: Path) -> None:
     assert result["lstm_layer_flops_fraction"] == pytest.approx(
         layer["layer_gate_gflops"] / result["matmul_gflops"], rel=0.01
     )
+    assert result["autocast_dtype"] is None and result["matmul_gflops_autocast"] is None  # an fp32 run
+    assert result["lstm_train_flops_fraction_autocast"] is None
     assert result["time_to_86_2"] is None and "skipped" in result["time_to_86_2_detail"]["reason"]
     assert result["time_to_86_2_recipe"]["cell"] == "lstm"
     assert set(result["models"]) == {"rnn", "lstm", "gru"}
@@ -67,6 +69,23 @@ def test_quick_run_prints_and_writes_the_json(tmp_path: Path) -> None:
             assert entry["train_batches"] == (2 if name == "batch_32" else 1)
             for key in RATES:
                 assert entry[key] > 0, (cell, name, key)
+
+
+def test_bf16_run_divides_by_the_bf16_matmul_rate_too() -> None:
+    """Under bf16 autocast the kernels run in bf16: the *_autocast fractions compare them with a bf16
+    matmul, while lstm_train_flops_fraction keeps the fp32 rate as its denominator."""
+    proc = run_script("--quick", "--skip-accuracy", *TINY, "--threads", "1", "--batches", "2,1", "--bf16")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["autocast_dtype"] == "bfloat16" and result["notes"]["precision"] == "bf16-mixed"
+    assert result["matmul_gflops_autocast"] > 0
+    train_rate = result["models"]["lstm"]["batch_32"]["train_gate_gflops"]
+    for denominator, key in (("matmul_gflops", ""), ("matmul_gflops_autocast", "_autocast")):
+        fraction = train_rate / result[denominator]
+        assert result[f"lstm_train_flops_fraction{key}"] == pytest.approx(fraction, rel=0.01)
+    layer_rate = result["lstm_layer_detail"]["layer_gate_gflops"]
+    expected = layer_rate / result["matmul_gflops_autocast"]
+    assert result["lstm_layer_flops_fraction_autocast"] == pytest.approx(expected, rel=0.01)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
@@ -125,6 +144,8 @@ def test_synthetic_reviews_have_imdb_like_lengths() -> None:
 def test_matmul_and_memory_probes_report_positive_numbers() -> None:
     rates = bench.matmul_gflops(torch.device("cpu"), size=128, repeats=2, min_seconds=0.001)
     assert rates["torch_mm"] > 0 and all(v > 0 for v in rates.values())
+    bf16 = bench.matmul_gflops(torch.device("cpu"), size=128, repeats=2, min_seconds=0.001, dtype=torch.bfloat16)
+    assert set(bf16) == {"torch_mm"} and bf16["torch_mm"] > 0  # oneDNN's fp32 linear is not measured in bf16
     bench.reset_peak_rss()
     assert bench.peak_rss_mb() > 0
 

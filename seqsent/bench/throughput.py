@@ -26,20 +26,25 @@ from seqsent.models.encoders import CELLS
 
 
 def matmul_gflops(
-    device: torch.device, size: int = 2048, repeats: int = 5, min_seconds: float = 0.05
+    device: torch.device,
+    size: int = 2048,
+    repeats: int = 5,
+    min_seconds: float = 0.05,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, float]:
-    """Best-of-`repeats` fp32 rates (GFLOP/s) of `size`x`size` matmuls, each repeat lasting >= `min_seconds`.
+    """Best-of-`repeats` rates (GFLOP/s) of `size`x`size` matmuls in `dtype`, each repeat lasting >= `min_seconds`.
 
-    `torch_mm` is `a @ b` (MKL on x86 CPUs, cuBLAS on GPUs). On CPUs also `onednn`: the same product
-    through oneDNN (`torch.utils.mkldnn` linear), the library behind the CPU RNN kernels; MKL takes
-    its slower AVX2 path on AMD processors, where oneDNN can be 2-3x faster.
+    `torch_mm` is `a @ b` (fp32: MKL on x86 CPUs, cuBLAS on GPUs; bf16 on CPUs: oneDNN). For fp32 on
+    CPUs also `onednn`: the same product through oneDNN (`torch.utils.mkldnn` linear), the library
+    behind the CPU RNN kernels; MKL takes its slower AVX2 path on AMD processors, where oneDNN can be
+    2-3x faster.
     """
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=gen)
     b = torch.randn(size, size, generator=gen)
-    a_dev, b_dev = a.to(device), b.to(device)
+    a_dev, b_dev = a.to(device, dtype), b.to(device, dtype)
     rates = {"torch_mm": _best_rate(lambda: a_dev @ b_dev, size, repeats, min_seconds, device)}
-    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+    if dtype == torch.float32 and device.type == "cpu" and torch.backends.mkldnn.is_available():
         try:
             from torch.utils import mkldnn as mkldnn_utils
 
@@ -147,18 +152,27 @@ def measure_training(
 
 
 def measure_layer(
-    cell: str, batch: int, steps: int, sizes: dict[str, int], device: torch.device, n: int, warmup: int, seed: int = 0
+    cell: str,
+    batch: int,
+    steps: int,
+    sizes: dict[str, int],
+    device: torch.device,
+    n: int,
+    warmup: int,
+    seed: int = 0,
+    precision: str = "32",
 ) -> dict[str, float]:
-    """Forward and backward of the recurrent layer alone (`nn.LSTM` etc., batch-first, fp32) over a
-    random (batch, steps, embed_dim) input: the kernel's share of a training step, without the
-    embedding, head, loss and optimizer."""
+    """Forward and backward of the recurrent layer alone (`nn.LSTM` etc., batch-first, fp32 weights,
+    under `precision`'s autocast) over a random (batch, steps, embed_dim) input: the kernel's share of
+    a training step, without the embedding, head, loss and optimizer."""
     gen = torch.Generator().manual_seed(seed)
     layer = CELLS[cell](sizes["embed_dim"], sizes["hidden_size"], batch_first=True).to(device)
     x = torch.randn(batch, steps, sizes["embed_dim"], generator=gen).to(device).requires_grad_()
 
     def step() -> None:
-        out, _ = layer(x)
-        out[:, -1].sum().backward()
+        with autocast(device, precision):
+            out, _ = layer(x)
+        out[:, -1].float().sum().backward()
 
     for _ in range(warmup):
         step()
