@@ -11,6 +11,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
 from seqsent.errors import SeqsentError
+from seqsent.models.dropout import Dropout
 from seqsent.models.encoders import RecurrentEncoder, left_align
 
 SCHEDULERS = ("none", "cosine", "onecycle")
@@ -66,9 +67,9 @@ class SequenceClassifier(L.LightningModule):
             nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
             with torch.no_grad():
                 self.embedding.weight[pad_id].zero_()
-        self.embed_dropout = nn.Dropout(embed_dropout)
+        self.embed_dropout = Dropout(embed_dropout)
         self.encoder = RecurrentEncoder(cell, embed_dim, hidden_size, num_layers, bidirectional, dropout, pooling, init)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.output_size, 1))
+        self.head = nn.Sequential(Dropout(dropout), nn.Linear(self.encoder.output_size, 1))
         if init == "keras":  # Keras' Dense default: Glorot-uniform kernel, zero bias
             nn.init.xavier_uniform_(self.head[1].weight)
             nn.init.zeros_(self.head[1].bias)

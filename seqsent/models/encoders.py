@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from seqsent.models.dropout import Dropout
 from seqsent.models.scratch_lstm import ScratchLSTM
 
 CELLS: dict[str, type[nn.Module]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "lstm_scratch": ScratchLSTM}
@@ -111,7 +112,7 @@ class RecurrentEncoder(nn.Module):
         self.backward_layers = (
             nn.ModuleList(rnn_cls(s, hidden_size, batch_first=True) for s in sizes) if bidirectional else None
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         if init in ("keras", "keras_per_gate"):
             for layer in self.recurrent_layers():
                 keras_init_(layer, per_gate=init == "keras_per_gate")

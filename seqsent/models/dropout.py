@@ -1,0 +1,27 @@
+"""`Dropout`: `nn.Dropout` with a CPU mask drawn ~4x faster.
+
+On the CPU, `nn.Dropout` draws its mask with `bernoulli_`, which costs ~5 ns per element here (2-core
+AMD EPYC, torch 2.13): the embedding dropout of the default recipe (batch 64 x 300 steps x 256 dims)
+took ~24 ms of a ~220 ms training step, and forward plus backward ~51-56 ms. Drawing uniforms with
+`torch.rand` and thresholding them keeps each element with the same probability 1 - p and scales it
+by the same 1 / (1 - p), in ~14 ms forward plus backward. The masks differ from `bernoulli_`'s for the
+same seed (another use of the generator), so a run with dropout is reproducible from its seed but not
+equal to one made with `nn.Dropout`. On other devices (cuDNN/CUDA's fused dropout is fast) and in
+eval mode it is `nn.Dropout`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class Dropout(nn.Dropout):
+    """Drop-in `nn.Dropout` (same arguments, no state) whose CPU training mask is `rand >= p`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0 or self.p >= 1.0 or x.device.type != "cpu" or self.inplace:
+            return super().forward(x)
+        noise = torch.rand(x.shape, dtype=torch.float32, device=x.device)
+        noise.ge_(self.p).div_(1.0 - self.p)  # 1 / (1 - p) where kept, 0 where dropped
+        return x * noise.to(x.dtype)
