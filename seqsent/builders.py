@@ -34,14 +34,17 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logg
     if isinstance(trainer.accelerator, CPUAccelerator) and trainer.precision == "bf16-mixed" and not cpu_has_bf16():
         rank_zero_warn(
             "trainer.precision=bf16-mixed on a CPU without native bf16 instructions (AVX512-BF16 or AMX): "
-            "bf16 is emulated there and slower than fp32; use trainer.precision=32-true"
+            "bf16 is emulated there and likely slower than fp32; use trainer.precision=32-true"
         )
     return trainer
 
 
 def cpu_has_bf16() -> bool:
     """Whether oneDNN runs bf16 natively on this CPU (where bf16-mixed speeds up the LSTM ~1.5x)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN (or without this private probe)
+        return False
 
 
 def log_hparams(loggers: list[Logger], cfg: DictConfig) -> None:
