@@ -10,6 +10,7 @@ Other uses:
 
     python scripts/benchmark.py --quick --skip-accuracy         # synthetic data, fewer batches
     python scripts/benchmark.py --data DIR --device cuda --precision 16 --out docs/benchmarks/gpu.json
+    python scripts/benchmark.py --data DIR --bf16 --out docs/benchmarks/cpu_bf16.json  # CPU with AVX512-BF16/AMX
     python scripts/benchmark.py --data DIR --recipe batch_size=128 lr=3e-3 --max-epochs 6
 
 Data: `--data DIR` or `$SEQSENT_IMDB_DIR` (train-*.parquet and test-*.parquet), else generated reviews
@@ -21,7 +22,9 @@ hidden 128, Adam 1e-3) at batch 32 and 256; a plain loop of SequenceClassifier t
 `epoch_seconds_estimated` = 20000 reviews / the measured rate. `time_to_86_2` runs only on real
 data: seqsent's Lightning training of the recipe (`--recipe key=value`, see
 `seqsent.bench.DEFAULT_RECIPE`) from a cold cache, testing after every half epoch; null with a
-reason in `time_to_86_2_detail` when skipped or not reached within `--max-epochs`.
+reason in `time_to_86_2_detail` when skipped or not reached within `--max-epochs`. Under
+`--precision bf16|16` the `*_autocast` keys divide the LSTM's gate-matmul rate by a matmul in that
+dtype; `lstm_train_flops_fraction` always divides by the fp32 rate.
 
 Threads: torch's default unless `--threads N`. On a machine busy with other work, use `--threads 1`
 (or OMP_WAIT_POLICY=PASSIVE): spinning OpenMP threads that lose their core made training steps
