@@ -53,7 +53,6 @@ from seqsent.data.sources import ENV_DIR
 from seqsent.errors import SeqsentError, report_errors
 
 BATCH_SIZES = (32, 256)
-LOW_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}  # --precision -> the autocast dtype
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -148,7 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         matmul = bench.matmul_gflops(device, size, repeats)
         gflops = max(matmul.values())
         bench.log(f"matmul {size}x{size} fp32 GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in matmul.items()))
-        low_dtype = LOW_DTYPES.get(args.precision)
+        low_dtype = bench.AUTOCAST_DTYPES.get(args.precision)
         low_gflops = None  # under autocast: the matmul rate in the autocast dtype, for like-for-like fractions
         if low_dtype is not None:
             low_gflops = bench.matmul_gflops(device, size, repeats, dtype=low_dtype)["torch_mm"]

@@ -7,6 +7,7 @@ test accuracy. Every timing synchronizes the device before reading the clock.
 
 from seqsent.bench.accuracy import check_recipe, evaluate_accuracy, parse_recipe, time_to_accuracy
 from seqsent.bench.common import (
+    AUTOCAST_DTYPES,
     CELLS,
     DATA_KEYS,
     DEFAULT_RECIPE,
@@ -38,6 +39,7 @@ from seqsent.bench.throughput import (
 )
 
 __all__ = [
+    "AUTOCAST_DTYPES",
     "CELLS",
     "DATA_KEYS",
     "DEFAULT_RECIPE",

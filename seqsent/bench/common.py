@@ -127,13 +127,14 @@ def describe_device(device: torch.device) -> str:
 
 
 PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}  # --precision -> Lightning's name
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}  # --precision -> autocast dtype (none for 32)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """bf16 or fp16 autocast on `device` for precision `bf16` / `16`, nothing for `32`."""
-    if precision == "32":
+    if precision not in AUTOCAST_DTYPES:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
 # -- memory -----------------------------------------------------------------------------------------
