@@ -1,4 +1,4 @@
-"""Callbacks: a progress bar that stays readable in log files, and an epoch timer."""
+"""Callbacks: a progress bar that stays readable in log files, an epoch timer, and weight averaging."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ProgressBar, RichProgressBar
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ProgressBar, RichProgressBar
+from lightning.pytorch.trainer.states import TrainerFn
 
 
 def progress_bar(lines_per_epoch: int = 10) -> ProgressBar:
@@ -98,3 +99,18 @@ class EpochTimer(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epoch_seconds = list(state_dict.get("epoch_seconds", []))
+
+
+class EMAWeights(EMAWeightAveraging):
+    """Lightning's `EMAWeightAveraging`, whose averaged weights are also the ones tested.
+
+    Validation and saved checkpoints (`state_dict`) hold the averaged weights; the raw ones travel
+    in the checkpoint for resuming. Lightning's callback loads those raw weights whenever a
+    checkpoint is loaded after `fit` began, so `trainer.test(ckpt_path="best")` in the same run
+    would test the raw weights of a checkpoint chosen on the averaged ones. Here only resuming a
+    fit restores them; testing, validating and predicting keep the averaged `state_dict`.
+    """
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)

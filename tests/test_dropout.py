@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from seqsent.models import SequenceClassifier
-from seqsent.models.dropout import Dropout
+from seqsent.models.dropout import Dropout, WordDropout
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
@@ -61,3 +61,39 @@ def test_classifier_and_encoder_use_it() -> None:
     model = SequenceClassifier(vocab_size=50, embed_dim=4, hidden_size=4, num_layers=2, dropout=0.5, embed_dropout=0.5)
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert len(dropouts) == 3 and all(isinstance(m, Dropout) for m in dropouts)
+
+
+def test_word_dropout_drops_whole_token_vectors_with_probability_p() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(50, 2_000, 8) + 0.5  # 100k tokens, no zero entries
+    y = WordDropout(0.25).train()(x)
+    dropped = (y == 0).all(-1)
+    assert torch.equal(dropped, (y == 0).any(-1))  # a token is dropped in every dimension or in none
+    std = (0.25 * 0.75 / dropped.numel()) ** 0.5
+    assert abs(dropped.float().mean().item() - 0.25) < 5 * std
+    scale = torch.ones(1).div_(0.75)
+    assert torch.equal(y[~dropped], x[~dropped] * scale)
+
+
+def test_word_dropout_is_identity_in_eval_and_at_zero_and_rejects_bad_p() -> None:
+    x = torch.randn(4, 30, 8)
+    assert torch.equal(WordDropout(0.3).eval()(x), x)
+    assert torch.equal(WordDropout(0.0).train()(x), x)
+    with pytest.raises(ValueError, match="word dropout"):
+        WordDropout(1.0)
+    with pytest.raises(ValueError, match="model.word_dropout"):
+        SequenceClassifier(vocab_size=50, embed_dim=4, hidden_size=4, word_dropout=-0.1)
+
+
+def test_classifier_word_dropout_zeroes_dropped_tokens_before_the_encoder() -> None:
+    torch.manual_seed(0)
+    model = SequenceClassifier(vocab_size=50, embed_dim=4, hidden_size=4, word_dropout=0.5).train()
+    seen: list[torch.Tensor] = []
+    model.encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    tokens = torch.randint(2, 50, (3, 40))
+    model(tokens, torch.full((3,), 40))
+    zero_tokens = (seen[0] == 0).all(-1).float().mean().item()
+    assert 0.3 < zero_tokens < 0.7  # ~half of the 120 tokens, none of which is padding
+    model.eval()
+    model(tokens, torch.full((3,), 40))
+    assert not (seen[1] == 0).all(-1).any()

@@ -11,7 +11,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
 from seqsent.errors import SeqsentError
-from seqsent.models.dropout import Dropout
+from seqsent.models.dropout import Dropout, WordDropout
 from seqsent.models.encoders import RecurrentEncoder, left_align
 
 SCHEDULERS = ("none", "cosine", "onecycle")
@@ -41,6 +41,7 @@ class SequenceClassifier(L.LightningModule):
         init: str = "torch",
         dropout: float = 0.0,
         embed_dropout: float = 0.0,
+        word_dropout: float = 0.0,
         optimizer: str = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -57,8 +58,8 @@ class SequenceClassifier(L.LightningModule):
             raise ValueError(f"model.scheduler={scheduler!r}: use one of {SCHEDULERS}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"model.optimizer={optimizer!r}: use one of {OPTIMIZERS}")
-        if not 0.0 <= embed_dropout < 1.0 or not 0.0 <= dropout < 1.0:
-            raise ValueError("model.dropout and model.embed_dropout must be in [0, 1)")
+        if not all(0.0 <= p < 1.0 for p in (dropout, embed_dropout, word_dropout)):
+            raise ValueError("model.dropout, model.embed_dropout and model.word_dropout must be in [0, 1)")
         if vocab_size < 3 or embed_dim < 1:
             raise ValueError(f"model.vocab_size={vocab_size}, model.embed_dim={embed_dim}: use >= 3 and >= 1")
         self.save_hyperparameters()
@@ -67,6 +68,7 @@ class SequenceClassifier(L.LightningModule):
             nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
             with torch.no_grad():
                 self.embedding.weight[pad_id].zero_()
+        self.word_dropout = WordDropout(word_dropout)
         self.embed_dropout = Dropout(embed_dropout)
         self.encoder = RecurrentEncoder(cell, embed_dim, hidden_size, num_layers, bidirectional, dropout, pooling, init)
         self.head = nn.Sequential(Dropout(dropout), nn.Linear(self.encoder.output_size, 1))
@@ -89,7 +91,7 @@ class SequenceClassifier(L.LightningModule):
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Logits (B,) for padded token ids (B, T), either padding side, and true lengths (B,)."""
         tokens = left_align(tokens, lengths, self.hparams.pad_id)
-        x = self.embed_dropout(self.embedding(tokens))
+        x = self.embed_dropout(self.word_dropout(self.embedding(tokens)))
         return self.head(self.encoder(x, lengths)).squeeze(-1)
 
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:

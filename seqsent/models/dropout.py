@@ -25,3 +25,27 @@ class Dropout(nn.Dropout):
         noise = torch.rand(x.shape, dtype=torch.float32, device=x.device)
         noise.ge_(self.p).div_(1.0 - self.p)  # 1 / (1 - p) where kept, 0 where dropped
         return x * noise.to(x.dtype)
+
+
+class WordDropout(nn.Module):
+    """Drop whole tokens: zero each token's embedding vector with probability p, scale the rest by 1 / (1 - p).
+
+    Applied to embeddings (B, T, E) in training only; one draw per token, shared by all E dimensions
+    (element-wise `Dropout` draws one per dimension). Padding stays zero either way.
+    """
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"word dropout p={p}: use a probability in [0, 1)")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand(x.shape[:-1] + (1,), dtype=torch.float32, device=x.device)
+        keep.ge_(self.p).div_(1.0 - self.p)
+        return x * keep.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
