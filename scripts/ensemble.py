@@ -1,0 +1,94 @@
+"""Test an ensemble: average the positive-class probabilities of several checkpoints.
+
+    python scripts/ensemble.py --data ../shared/data/imdb RUN_A/checkpoints/epoch02-val_acc0.9024.ckpt \
+        RUN_B/checkpoints/... RUN_C/checkpoints/... [--out ensemble.json]
+
+Each checkpoint classifies the raw test reviews with its own vocabulary, max_len and padding (they
+travel inside it, see `seqsent.predict`), so members may differ in any of those. Prints JSON: each
+member's test accuracy, and the ensemble's `test/acc`, `test/f1`, `test/auroc` (the mean of the
+members' probabilities, thresholded at 0.5). `--out` also writes that JSON to a new file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_f1_score
+
+from seqsent.allocator import keep_freed_memory
+from seqsent.checkpoint import load_classifier
+from seqsent.data.sources import default_path, load_splits
+from seqsent.errors import SeqsentError, report_errors
+from seqsent.predict import predict_texts
+from seqsent.utils import write_json
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("ckpts", nargs="+", help="checkpoints to average (one or more)")
+    parser.add_argument("--data", default=default_path(), help="IMDB directory (default: $SEQSENT_IMDB_DIR)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--out", type=Path, help="also write the JSON here (a new file)")
+    return parser.parse_args(argv)
+
+
+def scores(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Accuracy, F1 and AUROC of probabilities against 0/1 labels."""
+    return {
+        "test/acc": float(binary_accuracy(probs, labels)),
+        "test/f1": float(binary_f1_score(probs, labels)),
+        "test/auroc": float(binary_auroc(probs, labels)),
+    }
+
+
+def member_probs(ckpt: Path, texts: list[str], order: np.ndarray, batch_size: int) -> torch.Tensor:
+    """One checkpoint's probabilities for `texts`, computed in `order` (similar lengths together)."""
+    model = load_classifier(ckpt).eval()
+    sorted_probs = predict_texts(model, [texts[i] for i in order], batch_size=batch_size)
+    probs = torch.empty(len(texts))
+    probs[torch.from_numpy(order)] = torch.tensor(sorted_probs)
+    return probs
+
+
+@report_errors
+def main(argv: list[str]) -> dict:
+    keep_freed_memory()
+    args = parse_args(argv)
+    ckpts = [Path(c).expanduser() for c in args.ckpts]
+    for ckpt in ckpts:
+        if not ckpt.is_file():
+            raise SeqsentError(f"checkpoint {ckpt} does not exist: pass the .ckpt files of finished runs")
+    if args.out is not None and args.out.exists():
+        raise SeqsentError(f"{args.out} exists: pass a new --out path (an earlier result is never overwritten)")
+    test = load_splits(args.data, ("test",))["test"]
+    labels = torch.from_numpy(test.labels)
+    order = np.argsort([len(t) for t in test.texts], kind="stable")
+    members, all_probs = [], []
+    for i, ckpt in enumerate(ckpts, 1):
+        start = time.perf_counter()
+        probs = member_probs(ckpt, test.texts, order, args.batch_size)
+        all_probs.append(probs)
+        members.append({"ckpt": str(ckpt.resolve()), **scores(probs, labels)})
+        print(
+            f"[{i}/{len(ckpts)}] {ckpt}: test/acc {members[-1]['test/acc']:.4f} ({time.perf_counter() - start:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    ensemble = scores(torch.stack(all_probs).mean(0), labels)
+    result = {"data": test.origin, "reviews": len(test.texts), "members": members, "ensemble": ensemble}
+    if args.out is not None:
+        write_json(args.out, result)
+    print(json.dumps(result, indent=2))
+    where = f"; written to {args.out}" if args.out is not None else ""
+    print(f"ensemble of {len(ckpts)}: test/acc {ensemble['test/acc']:.4f}{where}", file=sys.stderr)
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
