@@ -8,6 +8,8 @@ by the same 1 / (1 - p), in ~14 ms forward plus backward. The masks differ from 
 same seed (another use of the generator), so a run with dropout is reproducible from its seed but not
 equal to one made with `nn.Dropout`. On other devices (cuDNN/CUDA's fused dropout is fast) and in
 eval mode it is `nn.Dropout`.
+
+`WordDropout` drops whole tokens instead: one draw per token, zeroing its whole embedding vector.
 """
 
 from __future__ import annotations
