@@ -49,7 +49,7 @@ def scores(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
 
 def member_probs(ckpt: Path, texts: list[str], order: np.ndarray, batch_size: int) -> torch.Tensor:
     """One checkpoint's probabilities for `texts`, computed in `order` (similar lengths together)."""
-    model = load_classifier(ckpt).eval()
+    model = load_classifier(ckpt)  # in eval mode
     sorted_probs = predict_texts(model, [texts[i] for i in order], batch_size=batch_size)
     probs = torch.empty(len(texts))
     probs[torch.from_numpy(order)] = torch.tensor(sorted_probs)

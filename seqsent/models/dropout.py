@@ -18,15 +18,20 @@ import torch
 from torch import Tensor, nn
 
 
+def drop(x: Tensor, p: float, mask_shape: torch.Size) -> Tensor:
+    """`x` times a `rand >= p` mask of `mask_shape` (broadcast over `x`), kept entries scaled by 1 / (1 - p)."""
+    mask = torch.rand(mask_shape, dtype=torch.float32, device=x.device)
+    mask.ge_(p).div_(1.0 - p)  # 1 / (1 - p) where kept, 0 where dropped
+    return x * mask.to(x.dtype)
+
+
 class Dropout(nn.Dropout):
     """Drop-in `nn.Dropout` (same arguments, no state) whose CPU training mask is `rand >= p`."""
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0 or self.p >= 1.0 or x.device.type != "cpu" or self.inplace:
             return super().forward(x)
-        noise = torch.rand(x.shape, dtype=torch.float32, device=x.device)
-        noise.ge_(self.p).div_(1.0 - self.p)  # 1 / (1 - p) where kept, 0 where dropped
-        return x * noise.to(x.dtype)
+        return drop(x, self.p, x.shape)
 
 
 class WordDropout(nn.Module):
@@ -45,9 +50,7 @@ class WordDropout(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.rand(x.shape[:-1] + (1,), dtype=torch.float32, device=x.device)
-        keep.ge_(self.p).div_(1.0 - self.p)
-        return x * keep.to(x.dtype)
+        return drop(x, self.p, x.shape[:-1] + (1,))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
