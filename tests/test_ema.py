@@ -13,18 +13,17 @@ from test_cli import SMALL
 EMA = ["callbacks=ema", "callbacks.ema.decay=0.9", "trainer.limit_train_batches=5", "trainer.log_every_n_steps=1"]
 
 
+def run_ok(module: str, run_dir: Path, cache_root: Path, *args: str) -> dict:
+    """Run `module` (train or eval) into `run_dir` with the cache under `cache_root`; its metrics.json."""
+    proc = run_module(module, *args, f"hydra.run.dir={run_dir}", env={"SEQSENT_CACHE_DIR": str(cache_root / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def ema_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ema")
-    proc = run_module(
-        "seqsent.train",
-        *SMALL,
-        *EMA,
-        "trainer.max_epochs=2",
-        f"hydra.run.dir={root / 'run'}",
-        env={"SEQSENT_CACHE_DIR": str(root / "cache")},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_ok("seqsent.train", root / "run", root, *SMALL, *EMA, "trainer.max_epochs=2")
     return root / "run"
 
 
@@ -41,15 +40,7 @@ def test_the_run_tests_the_averaged_weights_it_validated(ema_run: Path, tmp_path
     """Lightning's own callback reloads the raw weights for `trainer.test(ckpt_path=best)`; seqsent's does not,
     so the run's test metrics equal `seqsent.eval` of the checkpoint, which loads its (averaged) state_dict."""
     metrics = json.loads((ema_run / "metrics.json").read_text())
-    proc = run_module(
-        "seqsent.eval",
-        f"ckpt_path={metrics['best_ckpt']}",
-        *SMALL[:3],
-        f"hydra.run.dir={tmp_path / 'ev'}",
-        env={"SEQSENT_CACHE_DIR": str(ema_run.parent / "cache")},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    evaluated = run_ok("seqsent.eval", tmp_path / "ev", ema_run.parent, f"ckpt_path={metrics['best_ckpt']}", *SMALL[:3])
     assert evaluated["test/loss"] == pytest.approx(metrics["test/loss"], abs=1e-6)
     assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
 
@@ -57,17 +48,8 @@ def test_the_run_tests_the_averaged_weights_it_validated(ema_run: Path, tmp_path
 def test_resume_restores_the_raw_weights_and_the_average(ema_run: Path, tmp_path: Path) -> None:
     last = ema_run / "checkpoints" / "last.ckpt"
     before = torch.load(last, weights_only=True)
-    proc = run_module(
-        "seqsent.train",
-        *SMALL,
-        *EMA,
-        "trainer.max_epochs=3",
-        f"ckpt_path={last}",
-        f"hydra.run.dir={tmp_path / 'resumed'}",
-        env={"SEQSENT_CACHE_DIR": str(ema_run.parent / "cache")},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    resumed = [*SMALL, *EMA, "trainer.max_epochs=3", f"ckpt_path={last}"]
+    metrics = run_ok("seqsent.train", tmp_path / "resumed", ema_run.parent, *resumed)
     assert metrics["epochs"] == 3 and metrics["global_steps"] == 15
     after = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert after["averaging_state"]["n_averaged"].item() == before["averaging_state"]["n_averaged"].item() + 5
