@@ -99,7 +99,8 @@ def test_nn_lstm_and_scratch_lstm_give_the_same_gates_and_norms() -> None:
     layer = scratch.encoder.forward_layers[0]
     layer.record_gates = True
     x = scratch.embedding(torch.randint(2, 50, (2, 5)))
-    layer(x)
+    assert not layer.batch_first  # the encoder's layers run time-major
+    layer(x.transpose(0, 1))
     gates = lstm_gates(lstm.encoder.forward_layers[0], x.detach())
     for name in "figo":
         torch.testing.assert_close(gates[name], layer.last_gates[name], rtol=1e-5, atol=1e-6)

@@ -123,3 +123,16 @@ def test_training_metrics_accumulate_every_batch_of_the_epoch() -> None:
         losses.append(float(loss.detach()))
     assert float(model.train_acc.compute()) == pytest.approx(correct / seen)
     assert float(model.train_loss.compute()) == pytest.approx(sum(losses) / len(losses))
+
+
+def test_recurrent_layers_read_the_embeddings_time_major_without_a_copy() -> None:
+    """The classifier embeds tokens time-major; the first layer gets that very tensor (no transpose copy)."""
+    torch.manual_seed(0)
+    model = SequenceClassifier(vocab_size=30, cell="lstm", embed_dim=4, hidden_size=4)
+    seen: dict[str, torch.Tensor] = {}
+    model.embedding.register_forward_hook(lambda m, args, out: seen.update(embedded=out))
+    model.encoder.forward_layers[0].register_forward_hook(lambda m, args, out: seen.update(layer_in=args[0]))
+    tokens = torch.randint(1, 30, (3, 7))
+    model(tokens, torch.full((3,), 7))
+    assert seen["embedded"].shape == (7, 3, 4) and seen["layer_in"].is_contiguous()
+    assert seen["layer_in"].data_ptr() == seen["embedded"].data_ptr()

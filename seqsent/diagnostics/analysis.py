@@ -99,7 +99,7 @@ def gradient_flow(model: SequenceClassifier, batch: Batch, gates: bool = True) -
     states: list[Tensor] = []
     inputs: dict[str, Tensor] = {}
     top = model.encoder.forward_layers[-1]
-    hooks = [top.register_forward_hook(lambda module, args, out: unroll(module, args[0], states))]
+    hooks = [top.register_forward_hook(lambda module, args, out: _unroll_layer(module, args[0], states))]
     if gates:
         for name, layer in lstm_layers(model).items():
             hooks.append(layer.register_forward_hook(_keep_input(inputs, name)))
@@ -146,6 +146,14 @@ def unroll(layer: nn.Module, x: Tensor, states: list[Tensor]) -> tuple[Tensor, A
     return output, ((h.unsqueeze(0), c.unsqueeze(0)) if mode == "LSTM" else h.unsqueeze(0))
 
 
+def _unroll_layer(layer: nn.Module, x: Tensor, states: list[Tensor]) -> tuple[Tensor, Any]:
+    """`unroll` for a layer of either layout (the encoder's run time-major); its output in the layer's layout."""
+    if getattr(layer, "batch_first", True):
+        return unroll(layer, x, states)
+    output, state = unroll(layer, x.transpose(0, 1), states)
+    return output.transpose(0, 1), state
+
+
 def gradient_flow_over(model: SequenceClassifier, batches: Iterable[Batch], gates: bool = True) -> GradFlow:
     """`gradient_flow` summed over several batches."""
     total: GradFlow | None = None
@@ -182,7 +190,8 @@ def _add_gate_sums(flow: GradFlow, name: str, layer: nn.Module, inputs: Tensor, 
 
 def _keep_input(store: dict[str, Tensor], name: str):
     def hook(module: nn.Module, args: tuple, out: object) -> None:
-        store[name] = args[0].detach()
+        inputs = args[0].detach()
+        store[name] = inputs if getattr(module, "batch_first", True) else inputs.transpose(0, 1)  # (B, T, I)
 
     return hook
 

@@ -91,7 +91,8 @@ class SequenceClassifier(L.LightningModule):
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Logits (B,) for padded token ids (B, T), either padding side, and true lengths (B,)."""
         tokens = left_align(tokens, lengths, self.hparams.pad_id)
-        x = self.embed_dropout(self.word_dropout(self.embedding(tokens)))
+        # embedded time-major, handed on as a batch-first view: the recurrent kernels need no copy
+        x = self.embed_dropout(self.word_dropout(self.embedding(tokens.t()).transpose(0, 1)))
         return self.head(self.encoder(x, lengths)).squeeze(-1)
 
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:

@@ -5,6 +5,11 @@ causal, so its output at step `length - 1` is exactly what the review alone woul
 backward direction of a bidirectional layer runs a forward RNN over each review reversed within
 its own length, which is again left-aligned. This keeps the fast padded kernels (cuDNN, oneDNN)
 and avoids `PackedSequence`, which is many times slower on CPU.
+
+The layers run time-major (T, B, ...), the layout the oneDNN and cuDNN kernels compute in: a
+batch-first input that is a transposed view of a time-major tensor (as `SequenceClassifier` embeds
+its tokens) reaches them without a copy, and the gradients come back without one (4% of a seed LSTM
+training step on the CPU).
 """
 
 from __future__ import annotations
@@ -43,12 +48,13 @@ def keras_init_(rnn: nn.Module, per_gate: bool = False) -> None:
                 nn.init.xavier_uniform_(block)
 
 
-def reverse_within_lengths(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse each row's first `lengths[b]` steps of a (B, T, ...) tensor; padding stays put."""
-    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)
-    lengths = lengths.to(x.device).unsqueeze(1)
+def reverse_within_lengths(x: Tensor, lengths: Tensor, dim: int = 1) -> Tensor:
+    """Reverse each row's first `lengths[b]` steps along the time axis `dim` (1: (B, T, ...), 0: (T, B, ...));
+    padding stays put."""
+    steps = torch.arange(x.size(dim), device=x.device).unsqueeze(1 - dim)
+    lengths = lengths.to(x.device).unsqueeze(dim)
     index = torch.where(steps < lengths, lengths - 1 - steps, steps)
-    return x.gather(1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
+    return x.gather(dim, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
 
 
 def left_align(tokens: Tensor, lengths: Tensor, pad_id: int = 0) -> Tensor:
@@ -108,9 +114,9 @@ class RecurrentEncoder(nn.Module):
         directions = 2 if bidirectional else 1
         rnn_cls = CELLS[cell]
         sizes = [input_size] + [hidden_size * directions] * (num_layers - 1)
-        self.forward_layers = nn.ModuleList(rnn_cls(s, hidden_size, batch_first=True) for s in sizes)
+        self.forward_layers = nn.ModuleList(rnn_cls(s, hidden_size, batch_first=False) for s in sizes)
         self.backward_layers = (
-            nn.ModuleList(rnn_cls(s, hidden_size, batch_first=True) for s in sizes) if bidirectional else None
+            nn.ModuleList(rnn_cls(s, hidden_size, batch_first=False) for s in sizes) if bidirectional else None
         )
         self.dropout = Dropout(dropout)
         if init in ("keras", "keras_per_gate"):
@@ -125,29 +131,35 @@ class RecurrentEncoder(nn.Module):
         return self.hidden_size * (2 if self.bidirectional else 1)
 
     def sequence(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Per-step outputs of the top layer: (forward (B, T, H), backward in reversed order or None)."""
+        """Per-step outputs of the top layer: (forward (B, T, H), backward in reversed order or None),
+        as batch-first views of the time-major outputs."""
+        fwd, bwd_rev = self.sequence_time_major(x.transpose(0, 1), lengths)
+        return fwd.transpose(0, 1), (bwd_rev.transpose(0, 1) if bwd_rev is not None else None)
+
+    def sequence_time_major(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor | None]:
+        """`sequence` on and to time-major tensors (T, B, ...)."""
         fwd_out, bwd_rev = x, None
         for i in range(self.num_layers):
-            if i > 0:
-                fwd_out = self.dropout(fwd_out)
+            if i > 0:  # masks drawn batch-first, as they were before the layers ran time-major
+                fwd_out = self.dropout(fwd_out.transpose(0, 1)).transpose(0, 1)
             inp = fwd_out
             fwd_out = self.forward_layers[i](inp)[0]
             if self.backward_layers is not None:
-                bwd_rev = self.backward_layers[i](reverse_within_lengths(inp, lengths))[0]
+                bwd_rev = self.backward_layers[i](reverse_within_lengths(inp, lengths, dim=0))[0]
                 if i < self.num_layers - 1:
-                    fwd_out = torch.cat([fwd_out, reverse_within_lengths(bwd_rev, lengths)], dim=-1)
+                    fwd_out = torch.cat([fwd_out, reverse_within_lengths(bwd_rev, lengths, dim=0)], dim=-1)
         return fwd_out, bwd_rev
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """Summarize left-aligned inputs (B, T, input_size) with true `lengths` to (B, output_size)."""
-        fwd, bwd_rev = self.sequence(x, lengths)
-        last = (lengths.to(x.device) - 1).clamp(min=0)
+        fwd, bwd_rev = self.sequence_time_major(x.transpose(0, 1), lengths)
+        lengths = lengths.to(x.device)
         if self.pooling == "last":
-            rows = torch.arange(x.size(0), device=x.device)
-            parts = [fwd[rows, last]] + ([bwd_rev[rows, last]] if bwd_rev is not None else [])
+            last, rows = (lengths - 1).clamp(min=0), torch.arange(x.size(0), device=x.device)
+            parts = [fwd[last, rows]] + ([bwd_rev[last, rows]] if bwd_rev is not None else [])
             return torch.cat(parts, dim=-1)
-        out = fwd if bwd_rev is None else torch.cat([fwd, reverse_within_lengths(bwd_rev, lengths)], dim=-1)
-        mask = (torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.to(x.device).unsqueeze(1)).unsqueeze(-1)
+        out = fwd if bwd_rev is None else torch.cat([fwd, reverse_within_lengths(bwd_rev, lengths, dim=0)], dim=-1)
+        mask = (torch.arange(x.size(1), device=x.device).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(-1)  # (T, B, 1)
         if self.pooling == "mean":
-            return (out * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return out.masked_fill(~mask, float("-inf")).max(1).values
+            return (out * mask).sum(0) / mask.sum(0).clamp(min=1)
+        return out.masked_fill(~mask, float("-inf")).max(0).values
