@@ -13,6 +13,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Sco
 from seqsent.errors import SeqsentError
 from seqsent.models.dropout import Dropout, WordDropout
 from seqsent.models.encoders import RecurrentEncoder, left_align
+from seqsent.models.ngrams import HashedBigrams
 
 SCHEDULERS = ("none", "cosine", "onecycle")
 OPTIMIZERS = ("adam", "adamw")
@@ -42,6 +43,8 @@ class SequenceClassifier(L.LightningModule):
         dropout: float = 0.0,
         embed_dropout: float = 0.0,
         word_dropout: float = 0.0,
+        bigram_buckets: int = 0,
+        bigram_dim: int = 64,
         optimizer: str = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -62,6 +65,11 @@ class SequenceClassifier(L.LightningModule):
             raise ValueError("model.dropout, model.embed_dropout and model.word_dropout must be in [0, 1)")
         if vocab_size < 3 or embed_dim < 1:
             raise ValueError(f"model.vocab_size={vocab_size}, model.embed_dim={embed_dim}: use >= 3 and >= 1")
+        if bigram_buckets < 0 or bigram_dim < 1:
+            raise ValueError(
+                f"model.bigram_buckets={bigram_buckets}, model.bigram_dim={bigram_dim}: use buckets >= 0 "
+                "(0: no bigram vectors) and dim >= 1"
+            )
         self.save_hyperparameters()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         if init.startswith("keras"):  # Keras' Embedding default: uniform(-0.05, 0.05)
@@ -70,11 +78,18 @@ class SequenceClassifier(L.LightningModule):
                 self.embedding.weight[pad_id].zero_()
         self.word_dropout = WordDropout(word_dropout)
         self.embed_dropout = Dropout(embed_dropout)
-        self.encoder = RecurrentEncoder(cell, embed_dim, hidden_size, num_layers, bidirectional, dropout, pooling, init)
+        input_size = embed_dim + (bigram_dim if bigram_buckets else 0)
+        self.encoder = RecurrentEncoder(
+            cell, input_size, hidden_size, num_layers, bidirectional, dropout, pooling, init
+        )
         self.head = nn.Sequential(Dropout(dropout), nn.Linear(self.encoder.output_size, 1))
         if init == "keras":  # Keras' Dense default: Glorot-uniform kernel, zero bias
             nn.init.xavier_uniform_(self.head[1].weight)
             nn.init.zeros_(self.head[1].bias)
+        # made last and only when asked for, so runs without it draw every other weight as before
+        self.bigrams = HashedBigrams(bigram_buckets, bigram_dim, pad_id) if bigram_buckets else None
+        if self.bigrams is not None and init.startswith("keras"):
+            nn.init.uniform_(self.bigrams.table.weight, -0.05, 0.05)
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.preprocessing: dict[str, Any] | None = None
         # training metrics skip their per-step input checks (each waits for the GPU): the labels are
@@ -92,7 +107,10 @@ class SequenceClassifier(L.LightningModule):
         """Logits (B,) for padded token ids (B, T), either padding side, and true lengths (B,)."""
         tokens = left_align(tokens, lengths, self.hparams.pad_id)
         # embedded time-major, handed on as a batch-first view: the recurrent kernels need no copy
-        x = self.embed_dropout(self.word_dropout(self.embedding(tokens.t()).transpose(0, 1)))
+        x = self.embedding(tokens.t())
+        if self.bigrams is not None:  # each step's word vector, then its bigram's
+            x = torch.cat([x, self.bigrams(tokens.t())], dim=-1)
+        x = self.embed_dropout(self.word_dropout(x.transpose(0, 1)))
         return self.head(self.encoder(x, lengths)).squeeze(-1)
 
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:

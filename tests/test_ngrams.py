@@ -1,0 +1,84 @@
+"""Hashed bigram vectors (`model.bigram_buckets`): the ids, padding invariance, checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqsent.checkpoint import load_classifier
+from seqsent.models import SequenceClassifier
+from seqsent.models.ngrams import MULTIPLIER, HashedBigrams
+
+
+def test_ids_pair_each_token_with_the_one_before_and_the_first_with_padding() -> None:
+    bigrams = HashedBigrams(buckets=10**9, dim=2, pad_id=0)  # more buckets than pairs: no collisions
+    tokens = torch.tensor([[5, 7], [6, 8], [5, 0]])  # time-major (T=3, B=2); review 2 has one token
+    ids = bigrams.ids(tokens)
+    assert ids[0, 0] == 0 * MULTIPLIER + 5 and ids[1, 0] == 5 * MULTIPLIER + 6 and ids[2, 0] == 6 * MULTIPLIER + 5
+    assert ids[0, 1] == 7 and ids[1, 1] == 7 * MULTIPLIER + 8
+    assert bigrams.ids(tokens).equal(ids) and tokens[0, 0] == 5  # the input is left as it was
+
+
+def test_ids_fall_in_the_table_and_the_same_bigram_shares_a_row() -> None:
+    bigrams = HashedBigrams(buckets=97, dim=3)
+    tokens = torch.randint(1, 5000, (40, 6))
+    tokens[10:12, 0] = torch.tensor([11, 12])
+    tokens[20:22, 3] = torch.tensor([11, 12])
+    ids = bigrams.ids(tokens)
+    assert int(ids.min()) >= 0 and int(ids.max()) < 97
+    assert ids[11, 0] == ids[21, 3]
+    assert bigrams(tokens).shape == (40, 6, 3)
+
+
+@pytest.mark.parametrize("bidirectional,pooling", [(False, "last"), (True, "max"), (True, "mean")])
+def test_classifier_with_bigrams_ignores_padding_either_side(bidirectional: bool, pooling: str) -> None:
+    torch.manual_seed(0)
+    model = SequenceClassifier(
+        vocab_size=40,
+        embed_dim=5,
+        hidden_size=4,
+        bigram_buckets=31,
+        bigram_dim=3,
+        bidirectional=bidirectional,
+        pooling=pooling,
+    ).eval()
+    reviews = [torch.randint(2, 40, (n,)) for n in (6, 2, 4)]
+    alone = torch.cat([model(r.unsqueeze(0), torch.tensor([len(r)])) for r in reviews])
+    for side in ("pre", "post"):
+        batch = torch.zeros(3, 9, dtype=torch.long)
+        for i, r in enumerate(reviews):
+            if side == "pre":
+                batch[i, 9 - len(r) :] = r
+            else:
+                batch[i, : len(r)] = r
+        torch.testing.assert_close(model(batch, torch.tensor([6, 2, 4])), alone, atol=1e-6, rtol=1e-5)
+
+
+def test_bigram_table_is_trained_and_off_by_default() -> None:
+    torch.manual_seed(0)
+    assert SequenceClassifier(vocab_size=30, embed_dim=4, hidden_size=4).bigrams is None
+    model = SequenceClassifier(vocab_size=30, embed_dim=4, hidden_size=4, bigram_buckets=17, bigram_dim=2)
+    assert model.encoder.forward_layers[0].input_size == 6
+    model(torch.randint(1, 30, (3, 5)), torch.full((3,), 5)).sum().backward()
+    assert model.bigrams.table.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="bigram_buckets"):
+        SequenceClassifier(bigram_buckets=-1)
+
+
+def test_without_bigrams_every_weight_is_drawn_as_before() -> None:
+    """bigram_buckets=0 draws no extra random numbers: earlier runs stay reproducible."""
+    torch.manual_seed(3)
+    plain = SequenceClassifier(vocab_size=30, embed_dim=4, hidden_size=4).state_dict()
+    torch.manual_seed(3)
+    with_zero = SequenceClassifier(vocab_size=30, embed_dim=4, hidden_size=4, bigram_buckets=0).state_dict()
+    assert plain.keys() == with_zero.keys() and all(torch.equal(plain[k], with_zero[k]) for k in plain)
+
+
+def test_checkpoint_with_bigrams_loads_without_hydra(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = SequenceClassifier(vocab_size=30, embed_dim=4, hidden_size=4, bigram_buckets=17, bigram_dim=2).eval()
+    path = tmp_path / "m.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    loaded = load_classifier(path)
+    tokens = torch.randint(1, 30, (2, 6))
+    torch.testing.assert_close(loaded(tokens, torch.full((2,), 6)), model(tokens, torch.full((2,), 6)))
