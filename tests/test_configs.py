@@ -69,6 +69,7 @@ def test_seed_experiments_match_the_notebook(tmp_path: Path) -> None:
         assert (cfg.model.lr, cfg.trainer.max_epochs, cfg.data.val_fraction) == (1e-3, 5, 0.2)
         assert not cfg.model.bidirectional and cfg.model.optimizer == "adam"
         assert cfg.model.init == "keras"  # Keras' initializers exactly
+        assert cfg.model.bigram_buckets == 0  # words only, as the notebook
 
 
 def test_model_choice_swaps_only_the_cell(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]
             "data.batch_size=16",
             "model.embed_dim=16",
             "model.hidden_size=16",
+            "model.bigram_buckets=512",  # the default table (262,144 rows) would dwarf these tiny runs
             "trainer.max_epochs=2",
             f"seed={seed}",
             f"hydra.run.dir={run_dir}",
