@@ -17,6 +17,9 @@ def test_ids_pair_each_token_with_the_one_before_and_the_first_with_padding() ->
     assert ids[0, 0] == 0 * MULTIPLIER + 5 and ids[1, 0] == 5 * MULTIPLIER + 6 and ids[2, 0] == 6 * MULTIPLIER + 5
     assert ids[0, 1] == 7 and ids[1, 1] == 7 * MULTIPLIER + 8
     assert bigrams.ids(tokens).equal(ids) and tokens[0, 0] == 5  # the input is left as it was
+    big = torch.tensor([[40_000], [45_000]])  # 40,000 * MULTIPLIER overflows int32
+    assert bigrams.ids(big)[1, 0] == (40_000 * MULTIPLIER + 45_000) % 10**9
+    assert bigrams.ids(big.int()).equal(bigrams.ids(big))
 
 
 def test_ids_fall_in_the_table_and_the_same_bigram_shares_a_row() -> None:

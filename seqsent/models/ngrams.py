@@ -36,6 +36,7 @@ class HashedBigrams(nn.Module):
 
     def ids(self, tokens: Tensor) -> Tensor:
         """Bucket index (T, B) of the bigram ending at each step of time-major tokens (T, B)."""
+        tokens = tokens.long()  # int64 whatever the input: the product overflows int32
         before = tokens.roll(1, dims=0)
         before[0] = self.pad_id
         return (before * MULTIPLIER + tokens) % self.buckets
