@@ -23,6 +23,22 @@ def test_reverse_within_lengths_is_an_involution() -> None:
     assert rev[0, :, 0].tolist() == [2.0, 1.0, 0.0, 3.0, 4.0]
     assert rev[1, :, 0].tolist() == [9.0, 8.0, 7.0, 6.0, 5.0]
     assert torch.equal(reverse_within_lengths(rev, lengths), x)
+    time_major = reverse_within_lengths(x.transpose(0, 1).contiguous(), lengths, dim=0)  # (T, B, 1)
+    assert torch.equal(time_major.transpose(0, 1), rev)
+
+
+def test_sequence_gives_batch_first_outputs_of_the_layers() -> None:
+    """`sequence` keeps its batch-first API over the time-major layers: nn.LSTM(batch_first=True) with
+    the same weights gives the same per-step outputs, and the backward direction reads reversed reviews."""
+    torch.manual_seed(0)
+    encoder = RecurrentEncoder("lstm", input_size=3, hidden_size=4, bidirectional=True)
+    x, lengths = torch.randn(2, 6, 3), torch.tensor([6, 4])
+    fwd, bwd_rev = encoder.sequence(x, lengths)
+    ref = torch.nn.LSTM(3, 4, batch_first=True)
+    ref.load_state_dict(encoder.forward_layers[0].state_dict())
+    torch.testing.assert_close(fwd, ref(x)[0])
+    ref.load_state_dict(encoder.backward_layers[0].state_dict())
+    torch.testing.assert_close(bwd_rev, ref(reverse_within_lengths(x, lengths))[0])
 
 
 def test_left_align_handles_both_padding_sides() -> None:
