@@ -99,7 +99,7 @@ def gradient_flow(model: SequenceClassifier, batch: Batch, gates: bool = True) -
     states: list[Tensor] = []
     inputs: dict[str, Tensor] = {}
     top = model.encoder.forward_layers[-1]
-    hooks = [top.register_forward_hook(lambda module, args, out: _unroll_layer(module, args[0], states))]
+    hooks = [top.register_forward_hook(lambda module, args, out: unroll(module, args[0], states))]
     if gates:
         for name, layer in lstm_layers(model).items():
             hooks.append(layer.register_forward_hook(_keep_input(inputs, name)))
@@ -126,11 +126,15 @@ def gradient_flow(model: SequenceClassifier, batch: Batch, gates: bool = True) -
 
 
 def unroll(layer: nn.Module, x: Tensor, states: list[Tensor]) -> tuple[Tensor, Any]:
-    """Run a one-layer `nn.RNN`/`nn.GRU`/`nn.LSTM`/`ScratchLSTM` (batch first) step by step with its own
-    parameters; appends every step's state h_t (B, H) to `states`. Returns what the layer returns."""
+    """Run a one-layer `nn.RNN`/`nn.GRU`/`nn.LSTM`/`ScratchLSTM` step by step with its own parameters, on
+    input in the layer's layout (`batch_first` or time-major, as the encoder's layers run); appends every
+    step's state h_t (B, H) to `states`. Returns what the layer returns, in its layout."""
     mode, size = layer.mode, layer.hidden_size
     if mode not in CELLS:
         raise ValueError(f"cannot unroll a {type(layer).__name__} (mode {mode!r})")
+    batch_first = getattr(layer, "batch_first", True)
+    if not batch_first:
+        x = x.transpose(0, 1)
     cell = CELLS[mode](x.size(-1), size, device="meta")
     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
         setattr(cell, name, getattr(layer, f"{name}_l0"))
@@ -143,15 +147,9 @@ def unroll(layer: nn.Module, x: Tensor, states: list[Tensor]) -> tuple[Tensor, A
             h = cell(x[:, t], h)
         states.append(h)
     output = torch.stack(states[-x.size(1) :], dim=1) if x.size(1) else x.new_zeros(x.size(0), 0, size)
+    if not batch_first:
+        output = output.transpose(0, 1)
     return output, ((h.unsqueeze(0), c.unsqueeze(0)) if mode == "LSTM" else h.unsqueeze(0))
-
-
-def _unroll_layer(layer: nn.Module, x: Tensor, states: list[Tensor]) -> tuple[Tensor, Any]:
-    """`unroll` for a layer of either layout (the encoder's run time-major); its output in the layer's layout."""
-    if getattr(layer, "batch_first", True):
-        return unroll(layer, x, states)
-    output, state = unroll(layer, x.transpose(0, 1), states)
-    return output.transpose(0, 1), state
 
 
 def gradient_flow_over(model: SequenceClassifier, batches: Iterable[Batch], gates: bool = True) -> GradFlow:

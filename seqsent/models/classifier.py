@@ -107,9 +107,10 @@ class SequenceClassifier(L.LightningModule):
         """Logits (B,) for padded token ids (B, T), either padding side, and true lengths (B,)."""
         tokens = left_align(tokens, lengths, self.hparams.pad_id)
         # embedded time-major, handed on as a batch-first view: the recurrent kernels need no copy
-        x = self.embedding(tokens.t())
+        steps = tokens.t()
+        x = self.embedding(steps)
         if self.bigrams is not None:  # each step's word vector, then its bigram's
-            x = torch.cat([x, self.bigrams(tokens.t())], dim=-1)
+            x = torch.cat([x, self.bigrams(steps)], dim=-1)
         x = self.embed_dropout(self.word_dropout(x.transpose(0, 1)))
         return self.head(self.encoder(x, lengths)).squeeze(-1)
 
