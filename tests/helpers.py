@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# tiny synthetic runs use a small bigram table: the default one (262,144 rows) would dwarf them
+TINY_BIGRAMS = "model.bigram_buckets=512"
+
 
 def run_module(
     module: str, *args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 300

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_module
+from helpers import TINY_BIGRAMS, run_module
 
 from seqsent.checkpoint import load_classifier
 from seqsent.predict import predict_texts
@@ -20,7 +20,7 @@ SMALL = [
     "data.vocab_size=200",
     "data.batch_size=16",
     "model.hidden_size=16",
-    "model.bigram_buckets=512",  # the default table (262,144 rows) would dwarf these tiny runs
+    TINY_BIGRAMS,
     "model.embed_dim=16",
     "model.scheduler=none",  # the resume test extends the run, which a one-cycle schedule refuses
 ]

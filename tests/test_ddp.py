@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import lightning as L
 import numpy as np
 import pytest
+from helpers import TINY_BIGRAMS
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -142,7 +143,7 @@ SMALL = [
     "data.batch_size=16",
     "data.eval_batch_size=16",
     "model.hidden_size=16",
-    "model.bigram_buckets=512",  # the default table (262,144 rows) would dwarf these tiny runs
+    TINY_BIGRAMS,
     "model.embed_dim=16",
     "model.pooling=max",
     "model.lr=0.01",

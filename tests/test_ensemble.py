@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import run_module, run_script
+from helpers import TINY_BIGRAMS, run_module, run_script
 
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
 
@@ -29,7 +29,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]
             "data.batch_size=16",
             "model.embed_dim=16",
             "model.hidden_size=16",
-            "model.bigram_buckets=512",  # the default table (262,144 rows) would dwarf these tiny runs
+            TINY_BIGRAMS,
             "trainer.max_epochs=2",
             f"seed={seed}",
             f"hydra.run.dir={run_dir}",

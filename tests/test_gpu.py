@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_module
+from helpers import TINY_BIGRAMS, run_module
 
 from seqsent.checkpoint import load_classifier
 from seqsent.data.batching import pad
@@ -23,7 +23,7 @@ SMALL = [
     "data.vocab_size=300",
     "data.batch_size=32",
     "model.hidden_size=32",
-    "model.bigram_buckets=512",  # the default table (262,144 rows) would dwarf these tiny runs
+    TINY_BIGRAMS,
     "model.embed_dim=32",
     "trainer.max_epochs=2",
 ]

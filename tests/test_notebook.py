@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import run_module
+from helpers import TINY_BIGRAMS, run_module
 
 from seqsent.compare import load_runs, summarize
 
@@ -20,7 +20,7 @@ SWEEP_ARGS = [
     "data.n_test=80",
     "data.vocab_size=200",
     "model.hidden_size=16",
-    "model.bigram_buckets=512",  # the default table (262,144 rows) would dwarf these tiny runs
+    TINY_BIGRAMS,
     "model.embed_dim=16",
     "trainer.max_epochs=2",
     "trainer.limit_train_batches=3",

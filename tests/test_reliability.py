@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY_BIGRAMS
 
 from seqsent.reliability import AtomicCheckpointIO, rng_state, set_rng_state
 
@@ -25,7 +26,7 @@ RUN = [
     "data.batch_size=8",
     "data.bucket=true",
     "model.hidden_size=16",
-    "model.bigram_buckets=512",  # the default table (262,144 rows) would dwarf these tiny runs
+    TINY_BIGRAMS,
     "model.embed_dim=16",
     "model.dropout=0.3",
     "model.embed_dropout=0.2",

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TINY_BIGRAMS
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -22,7 +23,7 @@ TINY = [
     "data.n_test=60",
     "data.vocab_size=150",
     "model.hidden_size=8",
-    "model.bigram_buckets=512",  # the default table (262,144 rows) would dwarf these tiny runs
+    TINY_BIGRAMS,
     "model.embed_dim=8",
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=2",
