@@ -10,6 +10,7 @@ Other uses:
 
     python scripts/benchmark.py --quick --skip-accuracy         # synthetic data, fewer batches
     python scripts/benchmark.py --data DIR --device cuda --precision 16 --out docs/benchmarks/gpu.json
+    python scripts/benchmark.py --data DIR --device cuda --epoch    # + a real epoch, eager and CUDA-graphed
     python scripts/benchmark.py --data DIR --bf16 --out docs/benchmarks/cpu_bf16.json  # CPU with AVX512-BF16/AMX
     python scripts/benchmark.py --data DIR --recipe batch_size=128 lr=3e-3 --max-epochs 6
 
@@ -69,6 +70,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--bf16", action="store_true", help="the same as --precision bf16")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="few batches, small matmul (a smoke run)")
+    parser.add_argument(
+        "--epoch",
+        action="store_true",
+        help="also time one real LSTM epoch at batch 32 and 256 (on CUDA: eager and graphed)",
+    )
     parser.add_argument("--skip-accuracy", action="store_true", help="leave out the time-to-86.2%% run")
     parser.add_argument("--recipe", nargs="*", default=[], metavar="KEY=VALUE", help="time-to-accuracy settings")
     parser.add_argument("--max-epochs", type=int, default=5, help="time-to-accuracy epoch cap")
@@ -167,7 +173,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"({entry['train_step_ms']:.0f} ms/step), infer {entry['infer_reviews_per_s']:.0f} reviews/s, "
                     f"peak RSS {entry['peak_rss_mb']:.0f} MB"
                 )
-        del dm
         train_rate = models["lstm"]["batch_32"]["train_gate_gflops"]
         layer = bench.measure_layer(
             "lstm", 32, args.max_len, sizes, device, args.batch_counts[32], args.warmup, precision=args.precision
@@ -183,6 +188,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bench.log(f"time to {bench.TARGET_ACC:.1%} test accuracy, recipe {recipe}")
             target = bench.TARGET_ACC
             detail = bench.time_to_accuracy(path, recipe, args.max_epochs, target, device, work, args.precision)
+        # last: a CUDA graph capture that fails can leave the device unusable for what follows
+        epochs: dict[str, Any] | None = None
+        if args.epoch:
+            epochs = {}
+            for batch_size in BATCH_SIZES:
+                entry = bench.benchmark_epoch("lstm", dm, batch_size, sizes, device, args.seed, args.warmup)
+                epochs[f"batch_{batch_size}"] = entry
+                bench.log(
+                    f"lstm epoch, batch {batch_size}: "
+                    + ", ".join(
+                        f"{k} {v['epoch_seconds']:.2f}s" if "epoch_seconds" in v else f"{k} {v['error']}"
+                        for k, v in entry.items()
+                        if isinstance(v, dict)
+                    )
+                )
+        del dm
 
     return {
         "device": bench.describe_device(device),
@@ -201,6 +222,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "lstm_layer_flops_fraction_autocast": None if low_gflops is None else layer["layer_gate_gflops"] / low_gflops,
         "lstm_layer_detail": layer,
         "flops_counting": bench.FLOPS_COUNTING,
+        "lstm_epoch": epochs,
         "time_to_86_2": detail["seconds"],
         "time_to_86_2_recipe": recipe,
         "time_to_86_2_detail": detail,
@@ -226,6 +248,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "train_padded_tokens_per_s batch x padded length",
             "epoch_seconds_estimated": f"{bench.EPOCH_REVIEWS} reviews / train_reviews_per_s (extrapolated, "
             "not a measured epoch)",
+            "lstm_epoch": "--epoch: one measured pass over the 20,000 training reviews (shuffled, unbucketed, "
+            "moved to the device first) after the warm-up batches; cuda_graph: the step captured once as a CUDA "
+            "graph and replayed (seqsent.bench.graphed), batches of another shape run eagerly (eager_steps)",
             "inference": "eval mode, torch.inference_mode, at the entry's batch size, on test reviews",
             "peak_rss_mb": "getrusage ru_maxrss during the entry (peak reset before it via /proc/self/clear_refs), "
             "of the whole process: libraries and data already resident included"

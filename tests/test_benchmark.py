@@ -41,7 +41,8 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
 
 def test_quick_run_prints_and_writes_the_json(tmp_path: Path) -> None:
     out = tmp_path / "bench" / "cpu.json"
-    proc = run_script("--quick", "--skip-accuracy", *TINY, "--threads", "1", "--batches", "2,1", "--out", str(out))
+    args = ["--quick", "--skip-accuracy", "--epoch", *TINY, "--threads", "1", "--batches", "2,1", "--out", str(out)]
+    proc = run_script(*args)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # stdout holds the JSON alone; progress went to stderr
     assert "prep cold" in proc.stderr
@@ -62,6 +63,8 @@ def test_quick_run_prints_and_writes_the_json(tmp_path: Path) -> None:
     assert result["time_to_86_2"] is None and "skipped" in result["time_to_86_2_detail"]["reason"]
     assert result["time_to_86_2_recipe"]["cell"] == "lstm"
     assert set(result["models"]) == {"rnn", "lstm", "gru"}
+    assert set(result["lstm_epoch"]) == {"batch_32", "batch_256"}  # --epoch: one real pass, eager on the CPU
+    assert result["lstm_epoch"]["batch_32"]["eager"]["reviews"] == 48  # 60 synthetic reviews less validation
     for cell, entries in result["models"].items():
         assert set(entries) == {"batch_32", "batch_256"}, cell
         for name, entry in entries.items():
@@ -195,3 +198,26 @@ def test_given_data_runs_the_time_to_accuracy_part(
     detail = result["time_to_86_2_detail"]
     assert [h["epoch"] for h in detail["history"]] == [1.0] and detail["best_test_acc"] > 0
     assert (result["time_to_86_2"] is None) == ("reason" in detail)
+
+
+def test_epoch_is_one_measured_pass_over_the_training_reviews(
+    imdb_dir: Path, tmp_path: Path, one_thread: None
+) -> None:
+    """`--epoch`: every training review once, in whole batches and a short last one; CPU: eager only."""
+    _, dm = bench.time_prep(imdb_dir, tmp_path / "c", vocab_size=200, max_len=24, padding="pre", truncation="pre")
+    sizes = {"vocab_size": 200, "max_len": 24, "embed_dim": 8, "hidden_size": 8}
+    result = bench.benchmark_epoch("lstm", dm, 48, sizes, torch.device("cpu"), warmup=2)
+    n = len(dm.train_set)  # 160 of the 200 reviews after the 20% validation split
+    eager = result["eager"]
+    assert set(result) == {"batch_size", "eager"} and result["batch_size"] == 48
+    assert eager["reviews"] == n and eager["batches"] == -(-n // 48) == eager["eager_steps"]
+    assert eager["epoch_seconds"] > 0 and eager["warmup_and_capture_seconds"] is None
+    assert eager["reviews_per_s"] == pytest.approx(n / eager["epoch_seconds"])
+    assert 0 < eager["mean_loss"] < 2
+
+
+def test_graphed_step_needs_cuda() -> None:
+    model = bench.seed_model("lstm", {"vocab_size": 50, "embed_dim": 4, "hidden_size": 4}, 0)
+    batch = {"tokens": torch.ones(2, 3, dtype=torch.long), "lengths": torch.tensor([3, 3]), "labels": torch.ones(2)}
+    with pytest.raises(SeqsentError, match="CUDA graphs need"):
+        bench.GraphedTrainStep(model, model.configure_optimizers(), [batch])

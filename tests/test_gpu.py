@@ -104,3 +104,40 @@ def test_trainer_gpu_trains_and_its_checkpoint_loads_on_cpu(tmp_path: Path) -> N
     with torch.no_grad():
         logits = model(torch.randint(2, 300, (3, 20)), torch.tensor([20, 5, 1]))
     assert logits.shape == (3,) and torch.isfinite(logits).all()
+
+
+def test_graphed_training_steps_follow_the_eager_steps() -> None:
+    """A CUDA-graphed step (seqsent.bench.graphed) trains exactly as the eager loop: the same losses and
+    weights after warm-up, replays and an eager step for a batch of another shape."""
+    from seqsent.bench import GraphedTrainStep, seed_model
+    from seqsent.bench.graphed import eager_train_step
+
+    sizes = {"vocab_size": 80, "embed_dim": 16, "hidden_size": 12}
+    gen = torch.Generator().manual_seed(0)
+    seqs = [torch.randint(2, 80, (int(n),), generator=gen).numpy() for n in torch.randint(1, 31, (72,), generator=gen)]
+
+    def batch(i: int, size: int = 8) -> dict[str, torch.Tensor]:
+        part = seqs[i * size : (i + 1) * size]
+        labels = torch.tensor([float(len(s) % 2) for s in part])
+        tokens, lengths = pad(part, "pre", length=30), torch.tensor([len(s) for s in part])
+        return {"tokens": tokens.cuda(), "lengths": lengths.cuda(), "labels": labels.cuda()}
+
+    batches = [batch(i) for i in range(7)] + [batch(8, size=5)]  # the last one takes the eager path
+    allow = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        eager_model, graph_model = (seed_model("lstm", sizes, 0).cuda() for _ in range(2))
+        eager = eager_train_step(eager_model, eager_model.configure_optimizers())
+        eager_losses = torch.stack([eager(b) for b in batches]).cpu()
+        graphed = GraphedTrainStep(graph_model, graph_model.configure_optimizers(), batches[:2])
+        graph_losses = torch.stack([graphed(b) for b in batches[2:]]).cpu()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = allow
+    assert graphed.eager_steps == 1
+    torch.testing.assert_close(graph_losses, eager_losses[2:], rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(eager_model.named_parameters(), graph_model.parameters(), strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
+    assert not torch.equal(
+        graph_model.encoder.forward_layers[0].weight_hh_l0,
+        seed_model("lstm", sizes, 0).encoder.forward_layers[0].weight_hh_l0.cuda(),
+    )

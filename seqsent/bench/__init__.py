@@ -28,6 +28,7 @@ from seqsent.bench.common import (
     synchronize,
 )
 from seqsent.bench.data import datasets_cache, imdb_like_reviews, synthetic_imdb_dir, time_prep
+from seqsent.bench.graphed import GraphedTrainStep, benchmark_epoch, measure_epoch
 from seqsent.bench.throughput import (
     benchmark_cell,
     gate_flops,
@@ -36,6 +37,7 @@ from seqsent.bench.throughput import (
     measure_layer,
     measure_training,
     sample_batches,
+    seed_model,
 )
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "EPOCH_REVIEWS",
     "FLOPS_COUNTING",
     "GATES",
+    "GraphedTrainStep",
     "MODEL_KEYS",
     "NULLABLE",
     "SEED_SIZES",
@@ -53,6 +56,7 @@ __all__ = [
     "TARGET_ACC",
     "autocast",
     "benchmark_cell",
+    "benchmark_epoch",
     "check_recipe",
     "datasets_cache",
     "describe_device",
@@ -61,6 +65,7 @@ __all__ = [
     "imdb_like_reviews",
     "log",
     "matmul_gflops",
+    "measure_epoch",
     "measure_inference",
     "measure_layer",
     "measure_training",
@@ -69,6 +74,7 @@ __all__ = [
     "reset_peak_rss",
     "resolve_device",
     "sample_batches",
+    "seed_model",
     "synchronize",
     "synthetic_imdb_dir",
     "time_prep",

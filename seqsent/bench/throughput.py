@@ -204,6 +204,18 @@ def measure_inference(
     return {"infer_batches": len(batches), "infer_reviews_per_s": sum(len(b["labels"]) for b in batches) / wall}
 
 
+def seed_model(cell: str, sizes: dict[str, int], seed: int) -> SequenceClassifier:
+    """The seed recipe's model (pooling last, Keras init, Adam 1e-3) at `sizes`, initialized from `seed`."""
+    torch.manual_seed(seed)
+    return SequenceClassifier(
+        vocab_size=sizes["vocab_size"],
+        cell=cell,
+        embed_dim=sizes["embed_dim"],
+        hidden_size=sizes["hidden_size"],
+        init="keras",
+    )
+
+
 def benchmark_cell(
     cell: str,
     dm: IMDBDataModule,
@@ -219,14 +231,7 @@ def benchmark_cell(
     (Adam 1e-3, pooling last, Keras init); inference runs at the same batch size on test reviews."""
     train_batches = sample_batches(dm.train_set, dm.collator, batch_size, warmup + n_batches, seed)
     infer_batches = sample_batches(dm.test_set, dm.collator, batch_size, n_batches, seed + 1)
-    torch.manual_seed(seed)
-    model = SequenceClassifier(
-        vocab_size=sizes["vocab_size"],
-        cell=cell,
-        embed_dim=sizes["embed_dim"],
-        hidden_size=sizes["hidden_size"],
-        init="keras",
-    )
+    model = seed_model(cell, sizes, seed)
     reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -61,12 +61,14 @@ def left_align(tokens: Tensor, lengths: Tensor, pad_id: int = 0) -> Tensor:
     """Move each row's `lengths[b]` valid tokens to the front, whichever side was padded.
 
     Valid tokens are taken to be the last `lengths[b]` when the row starts with padding
-    (`pre`), else the first (`post`).
+    (`pre`), else the first (`post`). On the CPU a batch with nothing to move comes back as it is;
+    on other devices the gather always runs, since asking first would make the host wait for the
+    device every step (and would break CUDA graph capture).
     """
     t = tokens.size(1)
     lengths = lengths.to(tokens.device)
     lead = (t - lengths) * (tokens[:, 0] == pad_id).long() * (lengths < t).long()
-    if not bool(lead.any()):
+    if tokens.device.type == "cpu" and not bool(lead.any()):
         return tokens
     index = (torch.arange(t, device=tokens.device).unsqueeze(0) + lead.unsqueeze(1)) % t
     return tokens.gather(1, index)
