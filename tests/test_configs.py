@@ -96,3 +96,17 @@ def test_bf16_on_a_cpu_without_native_bf16_warns(native: bool, tmp_path: Path, m
     assert len(emulated) == (0 if native else 1)
     if not native:
         assert "use trainer.precision=32-true" in str(emulated[0].message)
+
+
+def test_gpu_experiments_keep_the_default_recipe_or_scale_it(tmp_path: Path) -> None:
+    """experiment=gpu: the default recipe (model and batch) on trainer=gpu; experiment=gpu_large: 4x the
+    batch with the learning rate scaled by sqrt(4)."""
+    out = f"hydra.runtime.output_dir={tmp_path}"
+    base, gpu, large = (
+        composed("train", [*extra, out]) for extra in ([], ["experiment=gpu"], ["experiment=gpu_large"])
+    )
+    assert OmegaConf.to_container(gpu.model) == OmegaConf.to_container(base.model)
+    assert gpu.data.batch_size == base.data.batch_size and gpu.trainer.max_epochs == base.trainer.max_epochs
+    for cfg in (gpu, large):
+        assert (cfg.trainer.accelerator, cfg.trainer.precision) == ("gpu", "bf16-mixed")
+    assert large.data.batch_size == 4 * base.data.batch_size and large.model.lr == pytest.approx(2 * base.model.lr)
