@@ -12,7 +12,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Sco
 
 from seqsent.errors import SeqsentError
 from seqsent.models.dropout import Dropout, WordDropout
-from seqsent.models.encoders import RecurrentEncoder, left_align
+from seqsent.models.encoders import RecurrentEncoder, left_align, unmasked
 from seqsent.models.ngrams import HashedBigrams
 
 SCHEDULERS = ("none", "cosine", "onecycle")
@@ -45,6 +45,7 @@ class SequenceClassifier(L.LightningModule):
         word_dropout: float = 0.0,
         bigram_buckets: int = 0,
         bigram_dim: int = 64,
+        unmasked_len: int = 0,
         optimizer: str = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -70,12 +71,16 @@ class SequenceClassifier(L.LightningModule):
                 f"model.bigram_buckets={bigram_buckets}, model.bigram_dim={bigram_dim}: use buckets >= 0 "
                 "(0: no bigram vectors) and dim >= 1"
             )
+        if unmasked_len < 0:
+            raise ValueError(f"model.unmasked_len={unmasked_len}: use 0 (padding is never read) or a length, e.g. 200")
         self.save_hyperparameters()
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        # unmasked_len: the padding is read as a token, so its vector is an ordinary trained row
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=None if unmasked_len else pad_id)
         if init.startswith("keras"):  # Keras' Embedding default: uniform(-0.05, 0.05)
             nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
-            with torch.no_grad():
-                self.embedding.weight[pad_id].zero_()
+            if not unmasked_len:
+                with torch.no_grad():
+                    self.embedding.weight[pad_id].zero_()
         self.word_dropout = WordDropout(word_dropout)
         self.embed_dropout = Dropout(embed_dropout)
         input_size = embed_dim + (bigram_dim if bigram_buckets else 0)
@@ -105,6 +110,8 @@ class SequenceClassifier(L.LightningModule):
     # -- model --------------------------------------------------------------------------------
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Logits (B,) for padded token ids (B, T), either padding side, and true lengths (B,)."""
+        if self.hparams.unmasked_len:
+            tokens, lengths = unmasked(tokens, lengths, self.hparams.unmasked_len, self.hparams.pad_id)
         tokens = left_align(tokens, lengths, self.hparams.pad_id)
         # embedded time-major, handed on as a batch-first view: the recurrent kernels need no copy
         steps = tokens.t()

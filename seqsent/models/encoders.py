@@ -74,6 +74,20 @@ def left_align(tokens: Tensor, lengths: Tensor, pad_id: int = 0) -> Tensor:
     return tokens.gather(1, index)
 
 
+def unmasked(tokens: Tensor, lengths: Tensor, length: int, pad_id: int = 0) -> tuple[Tensor, Tensor]:
+    """Keras' Embedding without `mask_zero`: each review's valid tokens (either padding side)
+    pre-padded to `length` steps (its last `length` tokens when longer), with every length set to
+    `length`, so the layers read the padding as ordinary input. Returns (tokens (B, length), lengths)."""
+    tokens = left_align(tokens, lengths, pad_id)
+    lengths = lengths.to(tokens.device)
+    width = max(tokens.size(1), length)
+    if tokens.size(1) < width:
+        tokens = nn.functional.pad(tokens, (0, width - tokens.size(1)), value=pad_id)
+    shift = (width - lengths).unsqueeze(1)  # rotate each row right until its last token ends the row
+    index = (torch.arange(width, device=tokens.device).unsqueeze(0) - shift) % width
+    return tokens.gather(1, index)[:, width - length :], torch.full_like(lengths, length)
+
+
 class RecurrentEncoder(nn.Module):
     """Stacked `rnn` (tanh), `lstm` or `gru` layers, optionally bidirectional, with a pooled summary.
 

@@ -1,0 +1,63 @@
+"""`model.unmasked_len`: the layers read the padding, as the notebook's Keras model (no `mask_zero`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqsent.data.batching import pad
+from seqsent.models import SequenceClassifier
+from seqsent.models.encoders import unmasked
+
+
+def test_unmasked_pre_pads_every_review_to_the_length_from_either_side() -> None:
+    seqs = [torch.tensor([5, 6, 7]).numpy(), torch.tensor([8]).numpy()]
+    lengths = torch.tensor([3, 1])
+    want = torch.tensor([[0, 0, 5, 6, 7], [0, 0, 0, 0, 8]])
+    for side in ("pre", "post"):
+        tokens, out_lengths = unmasked(pad(seqs, side), lengths, 5)
+        assert torch.equal(tokens, want), side
+        assert out_lengths.tolist() == [5, 5]
+    tokens, _ = unmasked(pad(seqs, "post"), lengths, 2)  # longer than the length: its last tokens
+    assert tokens.tolist() == [[6, 7], [0, 8]]
+
+
+def model(unmasked_len: int, cell: str = "lstm") -> SequenceClassifier:
+    torch.manual_seed(0)
+    return SequenceClassifier(
+        vocab_size=30, cell=cell, embed_dim=6, hidden_size=5, init="keras", unmasked_len=unmasked_len
+    )
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_unmasked_model_reads_the_padding_the_same_way_whatever_the_batch(cell: str) -> None:
+    """The review is pre-padded to unmasked_len inside the model: its logit does not depend on how the
+    batch was padded, but it does depend on the padding's (trained) vector."""
+    net = model(12, cell).eval()
+    assert net.embedding.padding_idx is None and net.embedding.weight[0].abs().sum() > 0  # an ordinary row
+    seqs = [torch.randint(1, 30, (n,)).numpy() for n in (9, 4, 1)]
+    lengths = torch.tensor([9, 4, 1])
+    with torch.no_grad():
+        ref = net(pad(seqs, "pre"), lengths)
+        for side, width in (("post", None), ("pre", 11), ("post", 12)):
+            torch.testing.assert_close(net(pad(seqs, side, length=width), lengths), ref)
+        alone = torch.cat([net(pad([s], "pre"), torch.tensor([len(s)])) for s in seqs])
+        torch.testing.assert_close(alone, ref)
+        net.embedding.weight[0] += 0.5  # the padding's vector changes what the shorter reviews give
+        moved = net(pad(seqs, "pre"), lengths)
+    assert not torch.allclose(moved[1:], ref[1:])
+
+
+def test_masked_model_ignores_the_padding_vector_and_unmasked_trains_it() -> None:
+    seqs = [torch.randint(1, 30, (n,)).numpy() for n in (7, 2)]
+    tokens, lengths = pad(seqs, "pre"), torch.tensor([7, 2])
+    masked = model(0)
+    assert masked.embedding.padding_idx == 0 and masked.embedding.weight[0].abs().sum() == 0
+    read = model(10)
+    read(tokens, lengths).sum().backward()
+    assert read.embedding.weight.grad[0].abs().sum() > 0  # the padding is trained, as in Keras
+
+
+def test_negative_unmasked_len_is_refused() -> None:
+    with pytest.raises(ValueError, match="unmasked_len"):
+        SequenceClassifier(vocab_size=30, unmasked_len=-1)
