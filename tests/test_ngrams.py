@@ -1,4 +1,5 @@
-"""Hashed bigram vectors (`model.bigram_buckets`): the ids, padding invariance, checkpoints."""
+"""Hashed bigram and trigram vectors (`model.bigram_buckets`, `model.trigram_buckets`): the ids, padding
+invariance, checkpoints."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import torch
 
 from seqsent.checkpoint import load_classifier
 from seqsent.models import SequenceClassifier
-from seqsent.models.ngrams import MULTIPLIER, HashedBigrams
+from seqsent.models.ngrams import MULTIPLIER, HashedBigrams, HashedNgrams
 
 
 def test_ids_pair_each_token_with_the_one_before_and_the_first_with_padding() -> None:
-    bigrams = HashedBigrams(buckets=10**9, dim=2, pad_id=0)  # more buckets than pairs: no collisions
+    bigrams = HashedBigrams(buckets=7, dim=2, pad_id=0)
+    bigrams.buckets = 10**9  # the ids alone: more buckets than pairs, no collisions (and no such table)
     tokens = torch.tensor([[5, 7], [6, 8], [5, 0]])  # time-major (T=3, B=2); review 2 has one token
     ids = bigrams.ids(tokens)
     assert ids[0, 0] == 0 * MULTIPLIER + 5 and ids[1, 0] == 5 * MULTIPLIER + 6 and ids[2, 0] == 6 * MULTIPLIER + 5
@@ -33,14 +35,29 @@ def test_ids_fall_in_the_table_and_the_same_bigram_shares_a_row() -> None:
     assert bigrams(tokens).shape == (40, 6, 3)
 
 
+def test_trigram_ids_hash_the_two_tokens_before_and_pad_the_start() -> None:
+    trigrams = HashedNgrams(buckets=7, dim=2, pad_id=0, order=3)
+    trigrams.buckets = 10**15  # the ids alone: no reduction, exact products (no table that large)
+    tokens = torch.tensor([[5], [6], [7], [8]])
+    ids = trigrams.ids(tokens)[:, 0].tolist()
+    m = MULTIPLIER
+    assert ids == [5, 5 * m + 6, (5 * m + 6) * m + 7, (6 * m + 7) * m + 8]
+    small = HashedNgrams(buckets=101, dim=2, order=3)
+    assert int(small.ids(torch.randint(1, 50_000, (30, 4))).max()) < 101
+    with pytest.raises(ValueError, match="order"):
+        HashedNgrams(buckets=5, dim=2, order=1)
+
+
+@pytest.mark.parametrize("trigrams", [0, 29])
 @pytest.mark.parametrize("bidirectional,pooling", [(False, "last"), (True, "max"), (True, "mean")])
-def test_classifier_with_bigrams_ignores_padding_either_side(bidirectional: bool, pooling: str) -> None:
+def test_classifier_with_bigrams_ignores_padding_either_side(bidirectional: bool, pooling: str, trigrams: int) -> None:
     torch.manual_seed(0)
     model = SequenceClassifier(
         vocab_size=40,
         embed_dim=5,
         hidden_size=4,
         bigram_buckets=31,
+        trigram_buckets=trigrams,
         bigram_dim=3,
         bidirectional=bidirectional,
         pooling=pooling,
@@ -85,3 +102,24 @@ def test_checkpoint_with_bigrams_loads_without_hydra(tmp_path) -> None:
     loaded = load_classifier(path)
     tokens = torch.randint(1, 30, (2, 6))
     torch.testing.assert_close(loaded(tokens, torch.full((2,), 6)), model(tokens, torch.full((2,), 6)))
+
+
+def test_trigram_table_follows_the_bigram_table_and_is_trained() -> None:
+    """The trigram vectors come after the word's and bigram's (input 4 + 2 + 2); trigram_buckets=0 makes
+    the bigram-only model, weight for weight; the trigram rows get gradients."""
+    models = {}
+    for buckets in (None, 0, 13):
+        torch.manual_seed(0)
+        extra = {} if buckets is None else {"trigram_buckets": buckets}
+        models[buckets] = SequenceClassifier(
+            vocab_size=30, embed_dim=4, hidden_size=4, bigram_buckets=17, bigram_dim=2, **extra
+        )
+    tri = models[13]
+    assert tri.encoder.forward_layers[0].input_size == 8 and tri.trigrams.table.weight.shape == (13, 2)
+    assert models[0].trigrams is None and models[0].encoder.forward_layers[0].input_size == 6
+    for name, value in models[None].state_dict().items():
+        torch.testing.assert_close(models[0].state_dict()[name], value, msg=name)
+    tri(torch.randint(1, 30, (3, 7)), torch.tensor([7, 5, 2])).sum().backward()
+    assert tri.trigrams.table.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="trigram_buckets"):
+        SequenceClassifier(trigram_buckets=-1)

@@ -13,7 +13,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Sco
 from seqsent.errors import SeqsentError
 from seqsent.models.dropout import Dropout, WordDropout
 from seqsent.models.encoders import RecurrentEncoder, left_align, unmasked
-from seqsent.models.ngrams import HashedBigrams
+from seqsent.models.ngrams import HashedBigrams, HashedNgrams
 
 SCHEDULERS = ("none", "cosine", "onecycle")
 OPTIMIZERS = ("adam", "adamw")
@@ -45,6 +45,7 @@ class SequenceClassifier(L.LightningModule):
         word_dropout: float = 0.0,
         bigram_buckets: int = 0,
         bigram_dim: int = 64,
+        trigram_buckets: int = 0,
         unmasked_len: int = 0,
         optimizer: str = "adam",
         lr: float = 1e-3,
@@ -66,6 +67,8 @@ class SequenceClassifier(L.LightningModule):
             raise ValueError("model.dropout, model.embed_dropout and model.word_dropout must be in [0, 1)")
         if vocab_size < 3 or embed_dim < 1:
             raise ValueError(f"model.vocab_size={vocab_size}, model.embed_dim={embed_dim}: use >= 3 and >= 1")
+        if trigram_buckets < 0:
+            raise ValueError(f"model.trigram_buckets={trigram_buckets}: use >= 0 (0: no trigram vectors)")
         if bigram_buckets < 0 or bigram_dim < 1:
             raise ValueError(
                 f"model.bigram_buckets={bigram_buckets}, model.bigram_dim={bigram_dim}: use buckets >= 0 "
@@ -83,7 +86,7 @@ class SequenceClassifier(L.LightningModule):
                     self.embedding.weight[pad_id].zero_()
         self.word_dropout = WordDropout(word_dropout)
         self.embed_dropout = Dropout(embed_dropout)
-        input_size = embed_dim + (bigram_dim if bigram_buckets else 0)
+        input_size = embed_dim + bigram_dim * ((bigram_buckets > 0) + (trigram_buckets > 0))
         self.encoder = RecurrentEncoder(
             cell, input_size, hidden_size, num_layers, bidirectional, dropout, pooling, init
         )
@@ -95,6 +98,9 @@ class SequenceClassifier(L.LightningModule):
         self.bigrams = HashedBigrams(bigram_buckets, bigram_dim, pad_id) if bigram_buckets else None
         if self.bigrams is not None and init.startswith("keras"):
             nn.init.uniform_(self.bigrams.table.weight, -0.05, 0.05)
+        self.trigrams = HashedNgrams(trigram_buckets, bigram_dim, pad_id, order=3) if trigram_buckets else None
+        if self.trigrams is not None and init.startswith("keras"):
+            nn.init.uniform_(self.trigrams.table.weight, -0.05, 0.05)
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.preprocessing: dict[str, Any] | None = None
         # training metrics skip their per-step input checks (each waits for the GPU): the labels are
@@ -116,8 +122,9 @@ class SequenceClassifier(L.LightningModule):
         # embedded time-major, handed on as a batch-first view: the recurrent kernels need no copy
         steps = tokens.t()
         x = self.embedding(steps)
-        if self.bigrams is not None:  # each step's word vector, then its bigram's
-            x = torch.cat([x, self.bigrams(steps)], dim=-1)
+        phrases = [table(steps) for table in (self.bigrams, self.trigrams) if table is not None]
+        if phrases:  # each step's word vector, then its bigram's and trigram's
+            x = torch.cat([x, *phrases], dim=-1)
         x = self.embed_dropout(self.word_dropout(x.transpose(0, 1)))
         return self.head(self.encoder(x, lengths)).squeeze(-1)
 
