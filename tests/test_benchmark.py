@@ -200,9 +200,7 @@ def test_given_data_runs_the_time_to_accuracy_part(
     assert (result["time_to_86_2"] is None) == ("reason" in detail)
 
 
-def test_epoch_is_one_measured_pass_over_the_training_reviews(
-    imdb_dir: Path, tmp_path: Path, one_thread: None
-) -> None:
+def test_epoch_is_one_measured_pass_over_the_training_reviews(imdb_dir: Path, tmp_path: Path, one_thread: None) -> None:
     """`--epoch`: every training review once, in whole batches and a short last one; CPU: eager only."""
     _, dm = bench.time_prep(imdb_dir, tmp_path / "c", vocab_size=200, max_len=24, padding="pre", truncation="pre")
     sizes = {"vocab_size": 200, "max_len": 24, "embed_dim": 8, "hidden_size": 8}
