@@ -61,3 +61,28 @@ def test_masked_model_ignores_the_padding_vector_and_unmasked_trains_it() -> Non
 def test_negative_unmasked_len_is_refused() -> None:
     with pytest.raises(ValueError, match="unmasked_len"):
         SequenceClassifier(vocab_size=30, unmasked_len=-1)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstm_scratch"])
+def test_single_bias_holds_bias_hh_at_zero_through_training(cell: str) -> None:
+    """`model.single_bias`: one trained bias per gate as in Keras; bias_hh stays zero and untrained."""
+    torch.manual_seed(0)
+    net = SequenceClassifier(
+        vocab_size=30, cell=cell, embed_dim=6, hidden_size=5, bidirectional=True, init="keras", single_bias=True
+    )
+    optimizer = net.configure_optimizers()
+    tokens, lengths = pad([torch.randint(1, 30, (n,)).numpy() for n in (6, 3)], "pre"), torch.tensor([6, 3])
+    for _ in range(3):
+        optimizer.zero_grad()
+        net.loss_fn(net(tokens, lengths), torch.tensor([1.0, 0.0])).backward()
+        optimizer.step()
+    for layer in net.encoder.recurrent_layers():
+        assert not layer.bias_hh_l0.requires_grad and layer.bias_hh_l0.grad is None
+        assert torch.count_nonzero(layer.bias_hh_l0) == 0
+        assert torch.count_nonzero(layer.bias_ih_l0) > 0  # the one bias that trains
+    torch.manual_seed(0)
+    two = SequenceClassifier(vocab_size=30, cell=cell, embed_dim=6, hidden_size=5, bidirectional=True, init="keras")
+    assert all(p.requires_grad for p in two.parameters())
+    assert sum(p.numel() for p in two.parameters() if p.requires_grad) - sum(
+        p.numel() for p in net.parameters() if p.requires_grad
+    ) == sum(layer.bias_hh_l0.numel() for layer in net.encoder.recurrent_layers())

@@ -47,6 +47,7 @@ class SequenceClassifier(L.LightningModule):
         bigram_dim: int = 64,
         trigram_buckets: int = 0,
         unmasked_len: int = 0,
+        single_bias: bool = False,
         optimizer: str = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -88,7 +89,7 @@ class SequenceClassifier(L.LightningModule):
         self.embed_dropout = Dropout(embed_dropout)
         input_size = embed_dim + bigram_dim * ((bigram_buckets > 0) + (trigram_buckets > 0))
         self.encoder = RecurrentEncoder(
-            cell, input_size, hidden_size, num_layers, bidirectional, dropout, pooling, init
+            cell, input_size, hidden_size, num_layers, bidirectional, dropout, pooling, init, single_bias
         )
         self.head = nn.Sequential(Dropout(dropout), nn.Linear(self.encoder.output_size, 1))
         if init == "keras":  # Keras' Dense default: Glorot-uniform kernel, zero bias

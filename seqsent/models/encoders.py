@@ -101,6 +101,8 @@ class RecurrentEncoder(nn.Module):
         pooling: "last" (the output at each review's true last step; for the backward direction
             its state after reading the whole review), "mean" or "max" over valid steps.
         init: "torch" (PyTorch's defaults), "keras" or "keras_per_gate" (see `keras_init_`).
+        single_bias: hold each layer's second bias (`bias_hh`) at zero, untrained, so a gate has one
+            trained bias as in Keras (PyTorch's two biases take two optimizer steps' worth of change).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class RecurrentEncoder(nn.Module):
         dropout: float = 0.0,
         pooling: str = "last",
         init: str = "torch",
+        single_bias: bool = False,
     ):
         super().__init__()
         if cell not in CELLS:
@@ -138,6 +141,12 @@ class RecurrentEncoder(nn.Module):
         if init in ("keras", "keras_per_gate"):
             for layer in self.recurrent_layers():
                 keras_init_(layer, per_gate=init == "keras_per_gate")
+        if single_bias:  # one trained bias per gate, as Keras' layers have: bias_hh held at zero
+            for layer in self.recurrent_layers():
+                for name, param in layer.named_parameters():
+                    if name.startswith("bias_hh"):
+                        nn.init.zeros_(param)
+                        param.requires_grad_(False)
 
     def recurrent_layers(self) -> list[nn.RNNBase]:
         return list(self.forward_layers) + (list(self.backward_layers) if self.backward_layers is not None else [])
