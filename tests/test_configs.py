@@ -110,3 +110,16 @@ def test_gpu_experiments_keep_the_default_recipe_or_scale_it(tmp_path: Path) -> 
     for cfg in (gpu, large):
         assert (cfg.trainer.accelerator, cfg.trainer.precision) == ("gpu", "bf16-mixed")
     assert large.data.batch_size == 4 * base.data.batch_size and large.model.lr == pytest.approx(2 * base.model.lr)
+
+
+def test_keras_experiments_are_the_seed_recipes_computed_as_keras_does(tmp_path: Path) -> None:
+    out = f"hydra.runtime.output_dir={tmp_path}"
+    for cell in ("rnn", "lstm"):
+        seed, keras = (composed("train", [f"experiment={name}_{cell}", out]) for name in ("seed", "keras"))
+        assert (keras.data.punctuation, keras.model.unmasked_len, keras.model.single_bias) == ("drop", 200, True)
+        assert keras.model.unmasked_len == keras.data.max_len
+        for key in ("vocab_size", "max_len", "padding", "truncation", "batch_size", "val_fraction"):
+            assert keras.data[key] == seed.data[key], key
+        for key in ("cell", "embed_dim", "hidden_size", "init", "optimizer", "lr", "bigram_buckets"):
+            assert keras.model[key] == seed.model[key], key
+        assert keras.trainer.max_epochs == seed.trainer.max_epochs == 5
