@@ -4,9 +4,9 @@ At the seed sizes (batch 32, 200 steps, 128 units) a GPU training step is launch
 many small kernels (embedding, recurrence, pooling, loss, their backward, Adam), and the host spends
 longer issuing them than the GPU spends running them (on an H100: 2.7 ms eager against 1.2 ms
 replayed, the recurrent layer alone 1.0 ms). Capturing forward, loss, backward and the optimizer
-step as one CUDA graph replaces those launches with one replay per batch. The arithmetic is the eager step's: the
-same kernels on the same buffers, so a graphed run follows the eager run's losses (a GPU test checks
-it). Batches of another shape (e.g. an epoch's shorter last batch) take the eager path.
+step as one CUDA graph replaces those launches with one replay per batch. The arithmetic is the
+eager step's: the same kernels on the same buffers, so a graphed run follows the eager run's losses
+(a GPU test checks it). Batches of another shape (e.g. an epoch's shorter last batch) take the eager path.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from seqsent.bench.common import EPOCH_REVIEWS, synchronize
-from seqsent.bench.throughput import sample_batches, seed_model, to_device
+from seqsent.bench.throughput import plain_optimizer, sample_batches, seed_model, to_device
 from seqsent.data import IMDBDataModule
 from seqsent.data.batching import Batch
 from seqsent.errors import SeqsentError
@@ -62,11 +62,7 @@ class GraphedTrainStep:
             self.static_loss = self._step(self.static)
 
     def _step(self, batch: Batch) -> Tensor:
-        logits = self.model(batch["tokens"], batch["lengths"])
-        loss = self.model.loss_fn(logits.float(), batch["labels"])
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+        return train_step(self.model, self.optimizer, batch)
 
     def fits(self, batch: Batch) -> bool:
         """Whether `batch` has the captured shapes and dtypes."""
@@ -83,16 +79,21 @@ class GraphedTrainStep:
         return self.static_loss.clone()
 
 
+def train_step(model: SequenceClassifier, optimizer: torch.optim.Optimizer, batch: Batch) -> Tensor:
+    """Forward, BCE-with-logits, backward (into the gradients as they are), optimizer step; the loss."""
+    logits = model(batch["tokens"], batch["lengths"])
+    loss = model.loss_fn(logits.float(), batch["labels"])
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def eager_train_step(model: SequenceClassifier, optimizer: torch.optim.Optimizer) -> Any:
-    """The plain step: forward, BCE-with-logits, backward, optimizer step; returns the loss."""
+    """The plain step: `train_step` on fresh gradients; returns the loss."""
 
     def step(batch: Batch) -> Tensor:
         optimizer.zero_grad(set_to_none=True)
-        logits = model(batch["tokens"], batch["lengths"])
-        loss = model.loss_fn(logits.float(), batch["labels"])
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
+        return train_step(model, optimizer, batch)
 
     return step
 
@@ -107,9 +108,7 @@ def measure_epoch(
     """Wall time of one pass over `epoch` (batches already on `device`), after `warmup` steps (and,
     when `graphed`, the capture); the clock starts and stops with the device synchronized."""
     model.to(device).train()
-    optimizer = model.configure_optimizers()
-    if isinstance(optimizer, dict):
-        optimizer = optimizer["optimizer"]
+    optimizer = plain_optimizer(model)
     if graphed:
         start = time.perf_counter()
         step: Any = GraphedTrainStep(model, optimizer, warmup)

@@ -102,6 +102,12 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def plain_optimizer(model: SequenceClassifier) -> torch.optim.Optimizer:
+    """The optimizer `model.configure_optimizers()` makes, without its scheduler, if any."""
+    optimizer = model.configure_optimizers()
+    return optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+
+
 def measure_training(
     model: SequenceClassifier, batches: list[Batch], warmup: int, device: torch.device, precision: str = "32"
 ) -> dict[str, float]:
@@ -109,9 +115,7 @@ def measure_training(
     in a plain loop; the first `warmup` batches are not timed. fp16 (`precision="16"`) scales the loss
     with a GradScaler, as Lightning's 16-mixed does."""
     model.to(device).train()
-    optimizer = model.configure_optimizers()
-    if isinstance(optimizer, dict):
-        optimizer = optimizer["optimizer"]
+    optimizer = plain_optimizer(model)
     batches = [to_device(b, device) for b in batches]
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "16")
 

@@ -13,7 +13,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Sco
 from seqsent.errors import SeqsentError
 from seqsent.models.dropout import Dropout, WordDropout
 from seqsent.models.encoders import RecurrentEncoder, left_align, unmasked
-from seqsent.models.ngrams import HashedBigrams, HashedNgrams
+from seqsent.models.ngrams import HashedNgrams
 
 SCHEDULERS = ("none", "cosine", "onecycle")
 OPTIMIZERS = ("adam", "adamw")
@@ -96,12 +96,8 @@ class SequenceClassifier(L.LightningModule):
             nn.init.xavier_uniform_(self.head[1].weight)
             nn.init.zeros_(self.head[1].bias)
         # made last and only when asked for, so runs without it draw every other weight as before
-        self.bigrams = HashedBigrams(bigram_buckets, bigram_dim, pad_id) if bigram_buckets else None
-        if self.bigrams is not None and init.startswith("keras"):
-            nn.init.uniform_(self.bigrams.table.weight, -0.05, 0.05)
-        self.trigrams = HashedNgrams(trigram_buckets, bigram_dim, pad_id, order=3) if trigram_buckets else None
-        if self.trigrams is not None and init.startswith("keras"):
-            nn.init.uniform_(self.trigrams.table.weight, -0.05, 0.05)
+        self.bigrams = self._ngram_table(2, bigram_buckets)
+        self.trigrams = self._ngram_table(3, trigram_buckets)
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.preprocessing: dict[str, Any] | None = None
         # training metrics skip their per-step input checks (each waits for the GPU): the labels are
@@ -114,12 +110,24 @@ class SequenceClassifier(L.LightningModule):
         self._planned_steps: int | None = None
         self.test_acc, self.test_f1, self.test_auroc = BinaryAccuracy(), BinaryF1Score(), BinaryAUROC()
 
+    def _ngram_table(self, order: int, buckets: int) -> HashedNgrams | None:
+        """A hashed n-gram table of `bigram_dim`-wide vectors (Keras' Embedding init under `init=keras*`),
+        or None for 0 buckets."""
+        if not buckets:
+            return None
+        hp = self.hparams
+        table = HashedNgrams(buckets, hp.bigram_dim, hp.pad_id, order=order)
+        if hp.init.startswith("keras"):
+            nn.init.uniform_(table.table.weight, -0.05, 0.05)
+        return table
+
     # -- model --------------------------------------------------------------------------------
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Logits (B,) for padded token ids (B, T), either padding side, and true lengths (B,)."""
-        if self.hparams.unmasked_len:
+        if self.hparams.unmasked_len:  # every row full length: already left-aligned
             tokens, lengths = unmasked(tokens, lengths, self.hparams.unmasked_len, self.hparams.pad_id)
-        tokens = left_align(tokens, lengths, self.hparams.pad_id)
+        else:
+            tokens = left_align(tokens, lengths, self.hparams.pad_id)
         # embedded time-major, handed on as a batch-first view: the recurrent kernels need no copy
         steps = tokens.t()
         x = self.embedding(steps)
