@@ -156,9 +156,9 @@ def benchmark_epoch(
     device beforehand) of the seed model, eager and, on CUDA, as a replayed CUDA graph; both start
     from the same weights and see the same batches."""
     n = epoch_batches(len(dm.train_set), batch_size)
-    batches = sample_batches(dm.train_set, dm.collator, batch_size, 2 * n, seed)
+    batches = sample_batches(dm.train_set, dm.collator, batch_size, n + 8 * max(warmup, 1), seed)
     epoch = [to_device(b, device) for b in batches[:n]]
-    # warm-up (and capture) batches from the next epoch, of the shape most of this epoch's batches have
+    # warm-up (and capture) batches from the next epoch's first few, of the shape most of this epoch's have
     common = Counter(tuple(b["tokens"].shape) for b in epoch).most_common(1)[0][0]
     warm = [to_device(b, device) for b in batches[n:] if tuple(b["tokens"].shape) == common][:warmup]
     warm = warm or epoch[:warmup]
