@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_f1_score
 
@@ -25,7 +24,7 @@ from seqsent.allocator import keep_freed_memory
 from seqsent.checkpoint import load_classifier
 from seqsent.data.sources import default_path, load_splits
 from seqsent.errors import SeqsentError, report_errors
-from seqsent.predict import predict_texts
+from seqsent.predict import predict_sorted
 from seqsent.utils import write_json
 
 
@@ -47,15 +46,6 @@ def scores(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     }
 
 
-def member_probs(ckpt: Path, texts: list[str], order: np.ndarray, batch_size: int) -> torch.Tensor:
-    """One checkpoint's probabilities for `texts`, computed in `order` (similar lengths together)."""
-    model = load_classifier(ckpt)  # in eval mode
-    sorted_probs = predict_texts(model, [texts[i] for i in order], batch_size=batch_size)
-    probs = torch.empty(len(texts))
-    probs[torch.from_numpy(order)] = torch.tensor(sorted_probs)
-    return probs
-
-
 @report_errors
 def main(argv: list[str]) -> dict:
     keep_freed_memory()
@@ -68,11 +58,10 @@ def main(argv: list[str]) -> dict:
         raise SeqsentError(f"{args.out} exists: pass a new --out path (an earlier result is never overwritten)")
     test = load_splits(args.data, ("test",))["test"]
     labels = torch.from_numpy(test.labels)
-    order = np.argsort([len(t) for t in test.texts], kind="stable")
     members, all_probs = [], []
     for i, ckpt in enumerate(ckpts, 1):
         start = time.perf_counter()
-        probs = member_probs(ckpt, test.texts, order, args.batch_size)
+        probs = torch.from_numpy(predict_sorted(load_classifier(ckpt), test.texts, args.batch_size))
         all_probs.append(probs)
         members.append({"ckpt": str(ckpt.resolve()), **scores(probs, labels)})
         print(

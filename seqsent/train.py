@@ -130,6 +130,10 @@ def train(cfg: DictConfig) -> dict:
         metrics["epoch_seconds"] = [round(s, 2) for s in timer.epoch_seconds]
     if datamodule.prep_seconds is not None:
         metrics["prep_seconds"] = round(datamodule.prep_seconds, 2)
+    if getattr(datamodule, "soft_labels", None):
+        metrics["train_reviews"] = len(datamodule.train_set)
+        metrics["soft_labeled_reviews"] = datamodule.soft_added
+        metrics["soft_labels"] = str(datamodule.soft_labels)
     if cfg.get("test"):
         results = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
         metrics.update({k: float(v) for k, v in results[0].items()})
@@ -149,6 +153,11 @@ def summary(metrics: dict, run_dir: Path, tb_dir: Path | None) -> str:
     lines.append(
         f"  epochs {metrics['epochs']}  train {metrics['train_seconds']:.0f}s  params {metrics['num_parameters']:,}"
     )
+    if "soft_labels" in metrics:
+        lines.append(
+            f"  trained on {metrics['train_reviews']:,} reviews, {metrics['soft_labeled_reviews']:,} of them "
+            f"soft-labeled ({metrics['soft_labels']})"
+        )
     lines.append(f"  best checkpoint: {metrics['best_ckpt']}")
     lines.append(f"  metrics: {run_dir / 'metrics.json'}")
     if tb_dir is not None:

@@ -24,9 +24,9 @@ class EncodedReviews(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        j = self.index[i]
-        return self.ids[self.offsets[j] : self.offsets[j + 1]], int(self.labels[j])
+    def __getitem__(self, i: int) -> tuple[np.ndarray, float]:
+        j = self.index[i]  # labels: 0/1, or a teacher's probability for soft-labeled reviews
+        return self.ids[self.offsets[j] : self.offsets[j + 1]], self.labels[j].item()
 
     def lengths(self) -> np.ndarray:
         """Untruncated token counts, in dataset order."""
@@ -59,7 +59,7 @@ class Collator:
     def __init__(self, max_len: int, padding: str = "pre", truncation: str = "pre", fixed_length: bool = False):
         self.max_len, self.padding, self.truncation, self.fixed_length = max_len, padding, truncation, fixed_length
 
-    def __call__(self, items: list[tuple[np.ndarray, int]]) -> Batch:
+    def __call__(self, items: list[tuple[np.ndarray, float]]) -> Batch:
         seqs = [truncate(ids, self.max_len, self.truncation) for ids, _ in items]
         length = self.max_len if self.fixed_length else None
         return {

@@ -12,13 +12,15 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from seqsent.data.batching import SIDES, BucketBatchSampler, Collator, EncodedReviews
 from seqsent.data.cache import Prepared, default_cache_dir, prepare, split_indices
+from seqsent.data.soft_labels import drop_known, read_soft_labels, review_keys
 from seqsent.data.sources import default_path
-from seqsent.data.vocab import PAD_ID, PUNCTUATION
+from seqsent.data.vocab import PAD_ID, PUNCTUATION, encode, tokenizer_from_json
 from seqsent.errors import SeqsentError
 
 PREP_TIMES: dict[int, float] = {}  # prepare_data may assign no state: its duration waits here
@@ -29,7 +31,8 @@ class IMDBDataModule(L.LightningDataModule):
 
     The vocabulary is built on the training part only (after the validation split is taken out)
     and cached on disk with the encoded splits. Pass `tokenizer_json` (e.g. from a checkpoint)
-    to encode with an existing vocabulary instead.
+    to encode with an existing vocabulary instead. `soft_labels`: a file of unlabeled reviews with
+    teacher probabilities (`seqsent.data.soft_labels`), added to the training part only.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class IMDBDataModule(L.LightningDataModule):
         fixed_length: bool = False,
         cache_dir: str | None = None,
         tokenizer_json: str | None = None,
+        soft_labels: str | None = None,
     ):
         super().__init__()
         _check(vocab_size >= 3, f"data.vocab_size={vocab_size} is too small: use >= 3 (2 specials + words)")
@@ -73,6 +77,8 @@ class IMDBDataModule(L.LightningDataModule):
         self.fixed_length = fixed_length
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.tokenizer_json = tokenizer_json
+        self.soft_labels = soft_labels
+        self.soft_added = self.soft_dropped = 0
         self.prep_seconds: float | None = None
         self.data: Prepared | None = None
 
@@ -104,6 +110,33 @@ class IMDBDataModule(L.LightningDataModule):
         self.val_set = EncodedReviews(train.ids, train.offsets, train.labels, val_idx)
         test = self.data.splits["test"]
         self.test_set = EncodedReviews(test.ids, test.offsets, test.labels)
+        if self.soft_labels:
+            soft_start = time.perf_counter()
+            self.train_set = self._with_soft_labels(train_idx, val_idx)
+            self.prep_seconds += time.perf_counter() - soft_start
+
+    def _with_soft_labels(self, train_idx: np.ndarray, val_idx: np.ndarray) -> EncodedReviews:
+        """The gold training reviews plus the soft-labeled ones (targets: their probabilities),
+        less any soft-labeled review whose encoding is a validation or test review's."""
+        assert self.data is not None and self.soft_labels is not None
+        train, test = self.data.splits["train"], self.data.splits["test"]
+        texts, probs = read_soft_labels(self.soft_labels)
+        ids, offsets = encode(tokenizer_from_json(self.data.tokenizer_json), texts)
+        held_out = review_keys(train.ids, train.offsets, val_idx) | review_keys(test.ids, test.offsets)
+        ids, offsets, probs, self.soft_dropped = drop_known(ids, offsets, probs, held_out)
+        if len(probs) == 0:
+            raise SeqsentError(
+                f"every review in {self.soft_labels} is a validation or test review: "
+                "soft-label the unsupervised split (scripts/soft_label.py --split unsupervised)"
+            )
+        self.soft_added = len(probs)
+        n = len(train)
+        return EncodedReviews(
+            np.concatenate([train.ids, ids.astype(train.ids.dtype)]),
+            np.concatenate([train.offsets, offsets[1:] + train.offsets[-1]]),
+            np.concatenate([train.labels.astype(np.float32), probs]),
+            np.concatenate([train_idx, n + np.arange(len(probs))]),
+        )
 
     def _prepare(self) -> Prepared:
         return prepare(
@@ -194,9 +227,15 @@ class IMDBDataModule(L.LightningDataModule):
 
     def summary(self) -> str:
         assert self.data is not None
+        soft = ""
+        if self.soft_labels:
+            soft = (
+                f" (of which {self.soft_added} soft-labeled from {self.soft_labels}; "
+                f"{self.soft_dropped} dropped as val/test reviews)"
+            )
         return (
-            f"data: {self.path} -> train {len(self.train_set)}, val {len(self.val_set)}, test {len(self.test_set)} "
-            f"reviews; vocab {self.vocab_size}; cache {self.data.directory} "
+            f"data: {self.path} -> train {len(self.train_set)}{soft}, val {len(self.val_set)}, "
+            f"test {len(self.test_set)} reviews; vocab {self.vocab_size}; cache {self.data.directory} "
             f"({'built' if self.data.built else 'loaded'} in {self.prep_seconds:.1f}s)"
         )
 

@@ -140,7 +140,8 @@ class SequenceClassifier(L.LightningModule):
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         logits = self(batch["tokens"], batch["lengths"])
         loss = self.loss_fn(logits, batch["labels"])
-        return loss, torch.sigmoid(logits.detach()), batch["labels"].long()
+        # accuracy targets: 0/1 labels as they are, soft labels (probabilities) thresholded at 0.5
+        return loss, torch.sigmoid(logits.detach()), (batch["labels"] >= 0.5).long()
 
     # -- stages ----------------------------------------------------------------------------------
     def on_train_start(self) -> None:

@@ -1,0 +1,95 @@
+"""Soft labels: a teacher's probabilities for unlabeled reviews, as a parquet file (`text`, `prob`).
+
+    python scripts/soft_label.py --data ../shared/data/imdb --out soft/unsup.parquet CKPT [CKPT ...]
+    python -m seqsent.train data.soft_labels=soft/unsup.parquet
+
+With `data.soft_labels` the training part holds the gold training reviews plus these reviews, each
+with its teacher probability as the target of the BCE loss (distillation on unlabeled text).
+Validation and test are untouched, the vocabulary is still built on the gold training reviews only,
+and soft-labeled reviews that are also validation or test reviews are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seqsent.errors import SeqsentError
+
+MAKE_HINT = "make one with scripts/soft_label.py or leave data.soft_labels unset"
+META_KEY = b"seqsent_soft_labels"
+
+
+def write_soft_labels(path: Path, texts: list[str], probs: np.ndarray, info: dict) -> None:
+    """Write `text`/`prob` columns (and `info` as JSON metadata) to a new file, atomically."""
+    if len(texts) != len(probs):
+        raise ValueError(f"{len(texts)} texts but {len(probs)} probabilities")
+    table = pa.table({"text": pa.array(texts, pa.string()), "prob": pa.array(np.asarray(probs), pa.float32())})
+    table = table.replace_schema_metadata({META_KEY: json.dumps(info).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp"
+    try:
+        pq.write_table(table, tmp, compression="zstd")  # text: ~half of snappy's size
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_soft_labels(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """The texts and probabilities of a soft-label file; a one-line `SeqsentError` for any problem."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise SeqsentError(f"soft-label file {file} does not exist: {MAKE_HINT}")
+    try:
+        table = pq.read_table(file)
+    except Exception as err:  # pyarrow raises many types for a corrupt file
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SeqsentError(f"cannot read {file} as parquet ({msg}): {MAKE_HINT}") from None
+    missing = [col for col in ("text", "prob") if col not in table.column_names]
+    if missing:
+        raise SeqsentError(
+            f"{file} has no {' or '.join(repr(m) for m in missing)} column (found {table.column_names}): {MAKE_HINT}"
+        )
+    if table.num_rows == 0:
+        raise SeqsentError(f"{file} holds no reviews: {MAKE_HINT}")
+    probs = table.column("prob").to_numpy(zero_copy_only=False).astype(np.float32)
+    bad = ~np.isfinite(probs) | (probs < 0) | (probs > 1)
+    if bad.any():
+        raise SeqsentError(
+            f"{file} has {int(bad.sum())} probabilities outside [0, 1] (first at row {int(np.argmax(bad))}): "
+            f"soft labels are probabilities; {MAKE_HINT}"
+        )
+    texts = [t if isinstance(t, str) else "" for t in table.column("text").to_pylist()]
+    return texts, probs
+
+
+def soft_label_info(path: str | Path) -> dict:
+    """The metadata `write_soft_labels` stored (teachers, source split), or {}."""
+    meta = pq.read_schema(Path(path).expanduser()).metadata or {}
+    return json.loads(meta[META_KEY]) if META_KEY in meta else {}
+
+
+def review_keys(ids: np.ndarray, offsets: np.ndarray, index: np.ndarray | None = None) -> set[bytes]:
+    """One key per encoded review (its token ids' bytes), to find the same review in two sets."""
+    rows = range(len(offsets) - 1) if index is None else index
+    return {ids[offsets[i] : offsets[i + 1]].tobytes() for i in rows}
+
+
+def drop_known(
+    ids: np.ndarray, offsets: np.ndarray, probs: np.ndarray, known: set[bytes]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Remove the reviews whose encoding is in `known`: (ids, offsets, probs, number dropped)."""
+    keep = np.array([ids[offsets[i] : offsets[i + 1]].tobytes() not in known for i in range(len(probs))], dtype=bool)
+    if keep.all():
+        return ids, offsets, probs, 0
+    lengths = np.diff(offsets)[keep]
+    new_offsets = np.zeros(len(lengths) + 1, dtype=offsets.dtype)
+    np.cumsum(lengths, out=new_offsets[1:])
+    token_keep = np.repeat(keep, np.diff(offsets))
+    return ids[token_keep], new_offsets, probs[keep], int((~keep).sum())

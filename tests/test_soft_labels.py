@@ -1,0 +1,185 @@
+"""Soft labels: the file format, the data module's training part, scripts/soft_label.py and a student run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from helpers import TINY_BIGRAMS, run_module, run_script
+
+from seqsent.checkpoint import load_classifier
+from seqsent.data import IMDBDataModule
+from seqsent.data.cache import split_indices
+from seqsent.data.soft_labels import drop_known, read_soft_labels, soft_label_info, write_soft_labels
+from seqsent.data.synthetic import make_reviews, write_parquet_dir
+from seqsent.errors import SeqsentError
+from seqsent.predict import predict_sorted
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "soft_label.py"
+
+
+def test_soft_labels_round_trip_with_their_metadata(tmp_path: Path) -> None:
+    file = tmp_path / "soft" / "u.parquet"
+    write_soft_labels(file, ["good film", "bad film"], np.array([0.9, 0.25]), {"teachers": ["a.ckpt"]})
+    texts, probs = read_soft_labels(file)
+    assert texts == ["good film", "bad film"]
+    assert probs.dtype == np.float32 and probs.tolist() == pytest.approx([0.9, 0.25])
+    assert soft_label_info(file) == {"teachers": ["a.ckpt"]}
+    assert [p.name for p in file.parent.iterdir()] == ["u.parquet"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"text": ["a"], "label": [1]}, "has no 'prob' column (found ['text', 'label'])"),
+        ({"text": pa.array([], pa.string()), "prob": pa.array([], pa.float32())}, "holds no reviews"),
+        ({"text": ["a", "b"], "prob": [0.5, 1.5]}, "has 1 probabilities outside [0, 1] (first at row 1)"),
+        ({"text": ["a", "b"], "prob": [float("nan"), 0.5]}, "has 1 probabilities outside [0, 1] (first at row 0)"),
+    ],
+)
+def test_bad_soft_label_files_are_one_line_errors(tmp_path: Path, columns: dict, message: str) -> None:
+    file = tmp_path / "bad.parquet"
+    pq.write_table(pa.table(columns), file)
+    with pytest.raises(SeqsentError, match="make one with scripts/soft_label.py") as err:
+        read_soft_labels(file)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_and_corrupt_soft_label_files(tmp_path: Path) -> None:
+    with pytest.raises(SeqsentError, match=r"soft-label file .*nope.parquet does not exist"):
+        read_soft_labels(tmp_path / "nope.parquet")
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    with pytest.raises(SeqsentError, match=r"cannot read .*junk.parquet as parquet"):
+        read_soft_labels(tmp_path / "junk.parquet")
+
+
+def test_drop_known_removes_exactly_the_known_reviews() -> None:
+    ids = np.array([1, 2, 3, 4, 5, 6], dtype=np.int32)
+    offsets = np.array([0, 2, 3, 6])  # [1 2] [3] [4 5 6]
+    probs = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+    known = {np.array([3], dtype=np.int32).tobytes()}
+    new_ids, new_offsets, new_probs, dropped = drop_known(ids, offsets, probs, known)
+    assert dropped == 1
+    assert new_ids.tolist() == [1, 2, 4, 5, 6] and new_offsets.tolist() == [0, 2, 5]
+    assert new_probs.tolist() == pytest.approx([0.1, 0.3])
+
+
+@pytest.fixture
+def data_with_unlabeled(tmp_path: Path) -> Path:
+    root = tmp_path / "imdb"
+    unlabeled, _ = make_reviews(60, seed=3)
+    write_parquet_dir(
+        root,
+        {
+            "train": make_reviews(200, seed=1),
+            "test": make_reviews(100, seed=2),
+            "unsupervised": (unlabeled, [-1] * len(unlabeled)),
+        },
+    )
+    return root
+
+
+def _module(path: Path, tmp_path: Path, soft: Path | None = None) -> IMDBDataModule:
+    dm = IMDBDataModule(
+        path=str(path), vocab_size=300, max_len=64, batch_size=8, cache_dir=str(tmp_path / "c"), soft_labels=soft
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_the_training_part_gains_the_soft_reviews_and_nothing_else_changes(
+    data_with_unlabeled: Path, tmp_path: Path
+) -> None:
+    unlabeled = pq.read_table(data_with_unlabeled / "unsupervised-00000-of-00001.parquet").column("text").to_pylist()
+    train_texts = pq.read_table(data_with_unlabeled / "train-00000-of-00001.parquet").column("text").to_pylist()
+    test_texts = pq.read_table(data_with_unlabeled / "test-00000-of-00001.parquet").column("text").to_pylist()
+    _, val_idx = split_indices(len(train_texts), 0.2, 42)
+    leaked = [test_texts[0], test_texts[5], train_texts[int(val_idx[0])]]  # must be dropped
+    texts = unlabeled + leaked
+    probs = np.linspace(0.05, 0.95, len(texts)).astype(np.float32)
+    soft = tmp_path / "soft.parquet"
+    write_soft_labels(soft, texts, probs, {})
+
+    plain = _module(data_with_unlabeled, tmp_path)
+    dm = _module(data_with_unlabeled, tmp_path, soft)
+    assert dm.tokenizer_json == plain.tokenizer_json  # the vocabulary is still the gold training part's
+    assert (dm.soft_added, dm.soft_dropped) == (len(unlabeled), 3)
+    assert len(dm.train_set) == len(plain.train_set) + len(unlabeled)
+    assert "60 soft-labeled" in dm.summary() and "3 dropped as val/test reviews" in dm.summary()
+    for name in ("val_set", "test_set"):
+        a, b = getattr(dm, name), getattr(plain, name)
+        assert len(a) == len(b) and all(np.array_equal(a[i][0], b[i][0]) and a[i][1] == b[i][1] for i in range(len(a)))
+    gold = [dm.train_set[i] for i in range(len(plain.train_set))]
+    assert all(np.array_equal(g[0], p[0]) and g[1] == p[1] for g, p in zip(gold, plain.train_set, strict=True))
+    extra = [dm.train_set[i] for i in range(len(plain.train_set), len(dm.train_set))]
+    assert [label for _, label in extra] == pytest.approx(probs[: len(unlabeled)].tolist())
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["labels"].dtype == torch.float32
+    labels = torch.cat([b["labels"] for b in dm.train_dataloader()])
+    assert len(labels) == len(dm.train_set) and ((labels > 0) & (labels < 1)).sum() == len(unlabeled)
+
+
+def test_soft_labels_of_only_held_out_reviews_are_refused(data_with_unlabeled: Path, tmp_path: Path) -> None:
+    test_texts = pq.read_table(data_with_unlabeled / "test-00000-of-00001.parquet").column("text").to_pylist()
+    soft = tmp_path / "leak.parquet"
+    write_soft_labels(soft, test_texts[:4], np.full(4, 0.7), {})
+    with pytest.raises(SeqsentError, match="every review in .* is a validation or test review"):
+        _module(data_with_unlabeled, tmp_path, soft)
+
+
+def test_label_with_a_teacher_then_train_a_student(data_with_unlabeled: Path, tmp_path: Path) -> None:
+    cache = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
+    tiny = ["data.vocab_size=300", "data.batch_size=16", "model.embed_dim=16", "model.hidden_size=16", TINY_BIGRAMS]
+    teacher = run_module(
+        "seqsent.train", f"data.path={data_with_unlabeled}", *tiny, "trainer.max_epochs=1",
+        f"hydra.run.dir={tmp_path / 'teacher'}", env=cache,
+    )  # fmt: skip
+    assert teacher.returncode == 0, teacher.stderr[-3000:]
+    ckpt = json.loads((tmp_path / "teacher" / "metrics.json").read_text())["best_ckpt"]
+
+    soft = tmp_path / "soft" / "unsup.parquet"
+    proc = run_script(SCRIPT, "--data", str(data_with_unlabeled), "--out", str(soft), ckpt, ckpt)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["reviews"] == 60 and summary["split"] == "unsupervised"
+    texts, probs = read_soft_labels(soft)
+    unlabeled = pq.read_table(data_with_unlabeled / "unsupervised-00000-of-00001.parquet").column("text").to_pylist()
+    assert texts == unlabeled
+    # two copies of one teacher average to that teacher's own probabilities
+    expected = predict_sorted(load_classifier(ckpt), unlabeled)
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+    assert soft_label_info(soft)["teachers"] == [str(Path(ckpt).resolve())] * 2
+
+    again = run_script(SCRIPT, "--data", str(data_with_unlabeled), "--out", str(soft), ckpt)
+    assert again.returncode == 2 and "exists: pass a new --out path" in again.stderr
+    assert read_soft_labels(soft)[1].tolist() == probs.tolist()  # not overwritten
+
+    student = run_module(
+        "seqsent.train", f"data.path={data_with_unlabeled}", *tiny, f"data.soft_labels={soft}",
+        "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'student'}", env=cache,
+    )  # fmt: skip
+    assert student.returncode == 0, student.stderr[-3000:]
+    metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
+    assert metrics["soft_labeled_reviews"] == 60 and metrics["train_reviews"] == 160 + 60
+    assert "60 of them soft-labeled" in student.stdout
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+
+
+def test_the_script_needs_an_unsupervised_split(tmp_path: Path) -> None:
+    data = tmp_path / "imdb"
+    write_parquet_dir(data, {"train": make_reviews(20, seed=1), "test": make_reviews(20, seed=2)})
+    fake = tmp_path / "x.ckpt"
+    fake.write_bytes(b"")
+    proc = run_script(SCRIPT, "--data", str(data), "--out", str(tmp_path / "s.parquet"), str(fake))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: no unsupervised-*.parquet in {data} (and no aclImdb/unsupervised/ tree): "
+        "put the IMDB unsupervised split there or point data.path elsewhere"
+    ]
+    assert not (tmp_path / "s.parquet").exists()
