@@ -123,3 +123,13 @@ def test_keras_experiments_are_the_seed_recipes_computed_as_keras_does(tmp_path:
         for key in ("cell", "embed_dim", "hidden_size", "init", "optimizer", "lr", "bigram_buckets"):
             assert keras.model[key] == seed.model[key], key
         assert keras.trainer.max_epochs == seed.trainer.max_epochs == 5
+
+
+def test_student_experiment_is_the_default_recipe_on_soft_labels(tmp_path: Path) -> None:
+    out = f"hydra.runtime.output_dir={tmp_path}"
+    base, student = composed("train", [out]), composed("train", ["experiment=student", out])
+    assert OmegaConf.to_container(student.model) == OmegaConf.to_container(base.model)
+    assert student.data.soft_labels == "required" and base.data.soft_labels is None
+    assert (student.trainer.max_epochs, student.run_name) == (2, "student")
+    for key in ("vocab_size", "max_len", "batch_size", "val_fraction", "split_seed"):
+        assert student.data[key] == base.data[key], key

@@ -183,3 +183,15 @@ def test_the_script_needs_an_unsupervised_split(tmp_path: Path) -> None:
         "put the IMDB unsupervised split there or point data.path elsewhere"
     ]
     assert not (tmp_path / "s.parquet").exists()
+
+
+def test_the_student_experiment_needs_its_soft_labels(data_with_unlabeled: Path, tmp_path: Path) -> None:
+    proc = run_module(
+        "seqsent.train", "experiment=student", f"data.path={data_with_unlabeled}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: this recipe trains on soft labels: pass data.soft_labels=<the file scripts/soft_label.py wrote>"
+    )
+    assert not list((tmp_path / "run").glob("checkpoints/*"))

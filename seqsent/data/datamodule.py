@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from seqsent.data.batching import SIDES, BucketBatchSampler, Collator, EncodedReviews
 from seqsent.data.cache import Prepared, default_cache_dir, prepare, split_indices
-from seqsent.data.soft_labels import drop_known, read_soft_labels, review_keys
+from seqsent.data.soft_labels import check_soft_labels_path, drop_known, read_soft_labels, review_keys
 from seqsent.data.sources import default_path
 from seqsent.data.vocab import PAD_ID, PUNCTUATION, encode, tokenizer_from_json
 from seqsent.errors import SeqsentError
@@ -77,6 +77,8 @@ class IMDBDataModule(L.LightningDataModule):
         self.fixed_length = fixed_length
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.tokenizer_json = tokenizer_json
+        if soft_labels:
+            check_soft_labels_path(soft_labels)
         self.soft_labels = soft_labels
         self.soft_added = self.soft_dropped = 0
         self.prep_seconds: float | None = None

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from seqsent.errors import SeqsentError
 
 MAKE_HINT = "make one with scripts/soft_label.py or leave data.soft_labels unset"
+REQUIRED = "required"  # experiment=student's placeholder: the run needs a file named on the command line
 META_KEY = b"seqsent_soft_labels"
 
 
@@ -43,6 +44,10 @@ def write_soft_labels(path: Path, texts: list[str], probs: np.ndarray, info: dic
 
 def read_soft_labels(path: str | Path) -> tuple[list[str], np.ndarray]:
     """The texts and probabilities of a soft-label file; a one-line `SeqsentError` for any problem."""
+    if str(path) == REQUIRED:
+        raise SeqsentError(
+            "this recipe trains on soft labels: pass data.soft_labels=<the file scripts/soft_label.py wrote>"
+        )
     file = Path(path).expanduser()
     if not file.is_file():
         raise SeqsentError(f"soft-label file {file} does not exist: {MAKE_HINT}")
@@ -67,6 +72,12 @@ def read_soft_labels(path: str | Path) -> tuple[list[str], np.ndarray]:
         )
     texts = [t if isinstance(t, str) else "" for t in table.column("text").to_pylist()]
     return texts, probs
+
+
+def check_soft_labels_path(path: str | Path) -> None:
+    """The one-line error `read_soft_labels` would give for a missing file, before any work starts."""
+    if str(path) == REQUIRED or not Path(path).expanduser().is_file():
+        read_soft_labels(path)
 
 
 def soft_label_info(path: str | Path) -> dict:
