@@ -1,4 +1,5 @@
-# seqsent: `make train` trains the default LSTM on IMDB, `make test` runs the tests.
+# seqsent: `make train` trains the default LSTM on IMDB, `make self-train` a student on soft labels,
+# `make test` runs the tests.
 # Both create .venv first (CPU PyTorch 2.13.0, then seqsent with its dev extra).
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 SEQSENT_IMDB_DIR ?= $(if $(wildcard ../shared/data/imdb/train-*.parquet),$(abspath ../shared/data/imdb))
 export SEQSENT_IMDB_DIR
 
-.PHONY: venv train test test-slow lint format clean
+.PHONY: venv train self-train test test-slow lint format clean
 
 venv: $(VENV)/.installed
 
@@ -21,6 +22,11 @@ $(VENV)/.installed: pyproject.toml
 
 train: venv
 	$(BIN)/python -m seqsent.train $(ARGS)
+
+# teacher -> soft labels for the unlabeled reviews -> student (~15 min on 2 CPU cores; README: Results)
+SELF_TRAIN_OUT ?= outputs/self_train_$(shell date +%Y-%m-%d_%H-%M-%S)
+self-train: venv
+	$(BIN)/python scripts/self_train.py --out $(SELF_TRAIN_OUT) $(ARGS)
 
 test: venv
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)

@@ -21,6 +21,7 @@ from seqsent.errors import SeqsentError
 from seqsent.predict import predict_sorted
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "soft_label.py"
+SELF_TRAIN = SCRIPT.parent / "self_train.py"
 
 
 def test_soft_labels_round_trip_with_their_metadata(tmp_path: Path) -> None:
@@ -133,42 +134,43 @@ def test_soft_labels_of_only_held_out_reviews_are_refused(data_with_unlabeled: P
         _module(data_with_unlabeled, tmp_path, soft)
 
 
-def test_label_with_a_teacher_then_train_a_student(data_with_unlabeled: Path, tmp_path: Path) -> None:
-    cache = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
+def test_self_train_labels_with_a_teacher_then_trains_a_student(data_with_unlabeled: Path, tmp_path: Path) -> None:
+    out = tmp_path / "st"
     tiny = ["data.vocab_size=300", "data.batch_size=16", "model.embed_dim=16", "model.hidden_size=16", TINY_BIGRAMS]
-    teacher = run_module(
-        "seqsent.train", f"data.path={data_with_unlabeled}", *tiny, "trainer.max_epochs=1",
-        f"hydra.run.dir={tmp_path / 'teacher'}", env=cache,
-    )  # fmt: skip
-    assert teacher.returncode == 0, teacher.stderr[-3000:]
-    ckpt = json.loads((tmp_path / "teacher" / "metrics.json").read_text())["best_ckpt"]
-
-    soft = tmp_path / "soft" / "unsup.parquet"
-    proc = run_script(SCRIPT, "--data", str(data_with_unlabeled), "--out", str(soft), ckpt, ckpt)
+    proc = run_script(SELF_TRAIN, "--data", str(data_with_unlabeled), "--out", str(out), "--", *tiny,
+                      "trainer.max_epochs=1")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout)
-    assert summary["reviews"] == 60 and summary["split"] == "unsupervised"
+    summary = json.loads((out / "summary.json").read_text())
+    assert "self_train: teachers test/acc" in proc.stderr and "== self_train: student (seed 42) ==" in proc.stdout
+    (teacher,) = summary["teachers"]
+    ckpt = teacher["best_ckpt"]
+    student = json.loads((out / "student" / "metrics.json").read_text())
+    assert student["soft_labeled_reviews"] == 60 and student["train_reviews"] == 160 + 60
+    assert student["epochs"] == 1 and summary["student"]["test/acc"] == student["test/acc"]
+    assert "60 of them soft-labeled" in proc.stdout
+
+    soft = out / "soft_labels.parquet"
     texts, probs = read_soft_labels(soft)
     unlabeled = pq.read_table(data_with_unlabeled / "unsupervised-00000-of-00001.parquet").column("text").to_pylist()
     assert texts == unlabeled
+    np.testing.assert_allclose(probs, predict_sorted(load_classifier(ckpt), unlabeled), atol=1e-6)
+    assert soft_label_info(soft)["teachers"] == [str(Path(ckpt).resolve())]
+
     # two copies of one teacher average to that teacher's own probabilities
-    expected = predict_sorted(load_classifier(ckpt), unlabeled)
-    np.testing.assert_allclose(probs, expected, atol=1e-6)
-    assert soft_label_info(soft)["teachers"] == [str(Path(ckpt).resolve())] * 2
+    twice = tmp_path / "twice.parquet"
+    proc = run_script(SCRIPT, "--data", str(data_with_unlabeled), "--out", str(twice), "--limit", "10", ckpt, ckpt)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["reviews"] == 10
+    np.testing.assert_allclose(read_soft_labels(twice)[1], probs[:10], atol=1e-6)
 
     again = run_script(SCRIPT, "--data", str(data_with_unlabeled), "--out", str(soft), ckpt)
     assert again.returncode == 2 and "exists: pass a new --out path" in again.stderr
     assert read_soft_labels(soft)[1].tolist() == probs.tolist()  # not overwritten
-
-    student = run_module(
-        "seqsent.train", f"data.path={data_with_unlabeled}", *tiny, f"data.soft_labels={soft}",
-        "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'student'}", env=cache,
-    )  # fmt: skip
-    assert student.returncode == 0, student.stderr[-3000:]
-    metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
-    assert metrics["soft_labeled_reviews"] == 60 and metrics["train_reviews"] == 160 + 60
-    assert "60 of them soft-labeled" in student.stdout
-    assert 0.0 <= metrics["test/acc"] <= 1.0
+    rerun = run_script(SELF_TRAIN, "--data", str(data_with_unlabeled), "--out", str(out))
+    assert rerun.returncode == 2
+    assert rerun.stderr.strip().splitlines() == [
+        f"error: {out} is not empty: pass a new --out directory (earlier runs are never overwritten)"
+    ]
 
 
 def test_the_script_needs_an_unsupervised_split(tmp_path: Path) -> None:
