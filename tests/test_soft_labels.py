@@ -197,3 +197,20 @@ def test_the_student_experiment_needs_its_soft_labels(data_with_unlabeled: Path,
         "error: this recipe trains on soft labels: pass data.soft_labels=<the file scripts/soft_label.py wrote>"
     )
     assert not list((tmp_path / "run").glob("checkpoints/*"))
+
+
+def test_soft_targets_train_through_bce_and_count_as_their_rounded_label() -> None:
+    from seqsent.models import SequenceClassifier
+
+    torch.manual_seed(0)
+    model = SequenceClassifier(vocab_size=50, embed_dim=8, hidden_size=8, bigram_buckets=0, bidirectional=False)
+    batch = {
+        "tokens": torch.randint(2, 50, (4, 6)),
+        "lengths": torch.full((4,), 6),
+        "labels": torch.tensor([0.2, 0.7, 1.0, 0.0]),
+    }
+    loss, probs, target = model._shared_step(batch)
+    assert target.tolist() == [0, 1, 1, 0]
+    logits = torch.logit(probs.double()).float()
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["labels"])
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-5)

@@ -129,7 +129,7 @@ class IMDBDataModule(L.LightningDataModule):
         if len(probs) == 0:
             raise SeqsentError(
                 f"every review in {self.soft_labels} is a validation or test review: "
-                "soft-label the unsupervised split (scripts/soft_label.py --split unsupervised)"
+                "soft-label the unlabeled reviews instead (scripts/soft_label.py)"
             )
         self.soft_added = len(probs)
         n = len(train)
