@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 train: venv
 	$(BIN)/python -m seqsent.train $(ARGS)
 
-# teacher -> soft labels for the unlabeled reviews -> student (~15 min on 2 CPU cores; README: Results)
+# teacher -> soft labels for the unlabeled reviews -> student (15-17 min on 2 CPU cores; README: Results)
 SELF_TRAIN_OUT ?= outputs/self_train_$(shell date +%Y-%m-%d_%H-%M-%S)
 self-train: venv
 	$(BIN)/python scripts/self_train.py --out $(SELF_TRAIN_OUT) $(ARGS)

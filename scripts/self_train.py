@@ -10,7 +10,7 @@ The stages, each a plain command you could run yourself (README: Results, semi-s
 3. `python -m seqsent.train experiment=student data.soft_labels=OUT/soft_labels.parquet seed=SEED
    hydra.run.dir=OUT/student`.
 Hydra overrides after `--` go to every training run. On the development CPU the default (one teacher)
-takes ~15 minutes. Each stage shows its own progress; the end is a JSON summary, also written to
+takes 15-17 minutes. Each stage shows its own progress; the end is a JSON summary, also written to
 OUT/summary.json. OUT must be new: nothing is overwritten.
 """
 
