@@ -6,7 +6,8 @@
 
 Each checkpoint reads the `unsupervised` split (IMDB: 50,000 unlabeled reviews) with its own
 vocabulary and settings; their mean positive-class probability is written, with the reviews, to a
-new parquet file (`text`, `prob`; the teachers in its metadata). Only that split is labeled: a
+new parquet file (`text`, `prob`; the teachers in its metadata); `--hard` writes it rounded to 0/1
+(pseudo-labels) instead. Only that split is labeled: a
 student never trains on test reviews, and the data module drops any soft-labeled review that is
 also a validation or test review. Prints a JSON summary.
 """
@@ -38,6 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="the soft-label parquet file to write (new)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--limit", type=int, default=0, help="label only the first N reviews (0: all)")
+    parser.add_argument("--hard", action="store_true", help="write 0/1 (the mean probability rounded) instead")
     return parser.parse_args(argv)
 
 
@@ -66,8 +68,8 @@ def main(argv: list[str]) -> dict:
             flush=True,
         )
     mean = np.mean(probs, axis=0).astype(np.float32)
-    info = {"source": split.origin, "split": SPLIT, "teachers": [str(c.resolve()) for c in ckpts]}
-    write_soft_labels(args.out, texts, mean, info)
+    info = {"source": split.origin, "split": SPLIT, "teachers": [str(c.resolve()) for c in ckpts], "hard": args.hard}
+    write_soft_labels(args.out, texts, (mean >= 0.5).astype(np.float32) if args.hard else mean, info)
     agreement = [float(((p >= 0.5) == (mean >= 0.5)).mean()) for p in probs]
     summary = {
         **info,

@@ -162,6 +162,11 @@ def test_self_train_labels_with_a_teacher_then_trains_a_student(data_with_unlabe
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["reviews"] == 10
     np.testing.assert_allclose(read_soft_labels(twice)[1], probs[:10], atol=1e-6)
+    hard = tmp_path / "hard.parquet"
+    proc = run_script(SCRIPT, "--data", str(data_with_unlabeled), "--out", str(hard), "--limit", "10", "--hard", ckpt)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_soft_labels(hard)[1].tolist() == (probs[:10] >= 0.5).astype(np.float32).tolist()
+    assert soft_label_info(hard)["hard"] is True
 
     again = run_script(SCRIPT, "--data", str(data_with_unlabeled), "--out", str(soft), ckpt)
     assert again.returncode == 2 and "exists: pass a new --out path" in again.stderr
