@@ -58,6 +58,10 @@ def run_metrics(run_dir: Path) -> dict:
     return {k: metrics.get(k) for k in KEPT}
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"  # n/a: a run with test=false
+
+
 @report_errors
 def main(argv: list[str]) -> dict:
     args, overrides = parse_args(argv)
@@ -88,10 +92,10 @@ def main(argv: list[str]) -> dict:
     )
     write_json(out / "summary.json", summary)
     print(json.dumps(summary, indent=2))
-    teachers = ", ".join(f"{t['test/acc']:.4f}" for t in summary["teachers"])
+    teachers = ", ".join(_fmt(t["test/acc"]) for t in summary["teachers"])
     print(
-        f"self_train: teachers test/acc {teachers}; student test/acc {summary['student']['test/acc']:.4f} "
-        f"(val/acc_best {summary['student']['val/acc_best']:.4f}); {summary['total_seconds']:.0f}s in all; "
+        f"self_train: teachers test/acc {teachers}; student test/acc {_fmt(summary['student']['test/acc'])} "
+        f"(val/acc_best {_fmt(summary['student']['val/acc_best'])}); {summary['total_seconds']:.0f}s in all; "
         f"summary in {out / 'summary.json'}",
         file=sys.stderr,
     )
