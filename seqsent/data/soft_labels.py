@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,8 @@ def write_soft_labels(path: Path, texts: list[str], probs: np.ndarray, info: dic
         tmp.unlink(missing_ok=True)
 
 
-def read_soft_labels(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """The texts and probabilities of a soft-label file; a one-line `SeqsentError` for any problem."""
+def check_soft_labels_path(path: str | Path) -> Path:
+    """The soft-label file `path` names; a one-line error when none is named or it does not exist."""
     if str(path) == REQUIRED:
         raise SeqsentError(
             "this recipe trains on soft labels: pass data.soft_labels=<the file scripts/soft_label.py wrote>"
@@ -51,6 +52,12 @@ def read_soft_labels(path: str | Path) -> tuple[list[str], np.ndarray]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise SeqsentError(f"soft-label file {file} does not exist: {MAKE_HINT}")
+    return file
+
+
+def read_soft_labels(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """The texts and probabilities of a soft-label file; a one-line `SeqsentError` for any problem."""
+    file = check_soft_labels_path(path)
     try:
         table = pq.read_table(file)
     except Exception as err:  # pyarrow raises many types for a corrupt file
@@ -74,29 +81,27 @@ def read_soft_labels(path: str | Path) -> tuple[list[str], np.ndarray]:
     return texts, probs
 
 
-def check_soft_labels_path(path: str | Path) -> None:
-    """The one-line error `read_soft_labels` would give for a missing file, before any work starts."""
-    if str(path) == REQUIRED or not Path(path).expanduser().is_file():
-        read_soft_labels(path)
-
-
 def soft_label_info(path: str | Path) -> dict:
     """The metadata `write_soft_labels` stored (teachers, source split), or {}."""
     meta = pq.read_schema(Path(path).expanduser()).metadata or {}
     return json.loads(meta[META_KEY]) if META_KEY in meta else {}
 
 
+def _keys(ids: np.ndarray, offsets: np.ndarray, rows: Iterable[int]) -> Iterator[bytes]:
+    """Each row's key: its token ids' bytes (equal keys, equal encoded reviews)."""
+    return (ids[offsets[i] : offsets[i + 1]].tobytes() for i in rows)
+
+
 def review_keys(ids: np.ndarray, offsets: np.ndarray, index: np.ndarray | None = None) -> set[bytes]:
-    """One key per encoded review (its token ids' bytes), to find the same review in two sets."""
-    rows = range(len(offsets) - 1) if index is None else index
-    return {ids[offsets[i] : offsets[i + 1]].tobytes() for i in rows}
+    """The keys of the reviews `index` (default: all), to find the same review in two sets."""
+    return set(_keys(ids, offsets, range(len(offsets) - 1) if index is None else index))
 
 
 def drop_known(
     ids: np.ndarray, offsets: np.ndarray, probs: np.ndarray, known: set[bytes]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Remove the reviews whose encoding is in `known`: (ids, offsets, probs, number dropped)."""
-    keep = np.array([ids[offsets[i] : offsets[i + 1]].tobytes() not in known for i in range(len(probs))], dtype=bool)
+    keep = np.array([key not in known for key in _keys(ids, offsets, range(len(probs)))], dtype=bool)
     if keep.all():
         return ids, offsets, probs, 0
     lengths = np.diff(offsets)[keep]
