@@ -21,7 +21,7 @@ import torch
 from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_f1_score
 
 from seqsent.allocator import keep_freed_memory
-from seqsent.checkpoint import load_classifier
+from seqsent.checkpoint import existing_checkpoints, load_classifier
 from seqsent.data.sources import default_path, load_splits
 from seqsent.errors import SeqsentError, report_errors
 from seqsent.predict import predict_sorted
@@ -50,10 +50,7 @@ def scores(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
 def main(argv: list[str]) -> dict:
     keep_freed_memory()
     args = parse_args(argv)
-    ckpts = [Path(c).expanduser() for c in args.ckpts]
-    for ckpt in ckpts:
-        if not ckpt.is_file():
-            raise SeqsentError(f"checkpoint {ckpt} does not exist: pass the .ckpt files of finished runs")
+    ckpts = existing_checkpoints(args.ckpts)
     if args.out is not None and args.out.exists():
         raise SeqsentError(f"{args.out} exists: pass a new --out path (an earlier result is never overwritten)")
     test = load_splits(args.data, ("test",))["test"]

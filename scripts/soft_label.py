@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from seqsent.allocator import keep_freed_memory
-from seqsent.checkpoint import load_classifier
+from seqsent.checkpoint import existing_checkpoints, load_classifier
 from seqsent.data.soft_labels import write_soft_labels
 from seqsent.data.sources import default_path, load_splits
 from seqsent.errors import SeqsentError, report_errors
@@ -51,10 +51,7 @@ def main(argv: list[str]) -> dict:
         raise SeqsentError(f"{args.out} exists: pass a new --out path (soft labels are never overwritten)")
     if args.batch_size < 1 or args.limit < 0:
         raise SeqsentError("--batch-size must be >= 1 and --limit >= 0")
-    ckpts = [Path(c).expanduser() for c in args.ckpts]
-    for ckpt in ckpts:
-        if not ckpt.is_file():
-            raise SeqsentError(f"checkpoint {ckpt} does not exist: pass the .ckpt files of finished runs")
+    ckpts = existing_checkpoints(args.ckpts)
     split = load_splits(args.data, (SPLIT,))[SPLIT]
     texts = split.texts[: args.limit] if args.limit else split.texts
     start, probs = time.perf_counter(), []

@@ -32,6 +32,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def existing_checkpoints(paths: list[str]) -> list[Path]:
+    """`paths` as files, checked before any slow work; a one-line error for the first that is missing."""
+    files = [Path(p).expanduser() for p in paths]
+    for file in files:
+        if not file.is_file():
+            raise SeqsentError(f"checkpoint {file} does not exist: pass the .ckpt files of finished runs")
+    return files
+
+
 def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> SequenceClassifier:
     """A `SequenceClassifier` with the checkpoint's weights and text preprocessing, in eval mode."""
     ckpt = read_checkpoint(path)

@@ -54,15 +54,12 @@ class GraphedTrainStep:
         with torch.cuda.stream(side):
             for batch in warmup:
                 self.optimizer.zero_grad(set_to_none=True)
-                self._step(batch)
+                train_step(model, optimizer, batch)
         torch.cuda.current_stream(device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)  # the graph's backward makes the gradients in its pool
         with torch.cuda.graph(self.graph):
-            self.static_loss = self._step(self.static)
-
-    def _step(self, batch: Batch) -> Tensor:
-        return train_step(self.model, self.optimizer, batch)
+            self.static_loss = train_step(model, optimizer, self.static)
 
     def fits(self, batch: Batch) -> bool:
         """Whether `batch` has the captured shapes and dtypes."""
@@ -72,7 +69,7 @@ class GraphedTrainStep:
         if not self.fits(batch):
             self.eager_steps += 1
             self.optimizer.zero_grad(set_to_none=False)  # in place: the graph keeps using these buffers
-            return self._step(batch)
+            return train_step(self.model, self.optimizer, batch)
         for key, value in batch.items():
             self.static[key].copy_(value, non_blocking=True)
         self.graph.replay()
