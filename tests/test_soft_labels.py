@@ -85,6 +85,10 @@ def data_with_unlabeled(tmp_path: Path) -> Path:
     return root
 
 
+def _texts(data: Path, split: str) -> list[str]:
+    return pq.read_table(data / f"{split}-00000-of-00001.parquet").column("text").to_pylist()
+
+
 def _module(path: Path, tmp_path: Path, soft: Path | None = None) -> IMDBDataModule:
     dm = IMDBDataModule(
         path=str(path), vocab_size=300, max_len=64, batch_size=8, cache_dir=str(tmp_path / "c"), soft_labels=soft
@@ -97,9 +101,9 @@ def _module(path: Path, tmp_path: Path, soft: Path | None = None) -> IMDBDataMod
 def test_the_training_part_gains_the_soft_reviews_and_nothing_else_changes(
     data_with_unlabeled: Path, tmp_path: Path
 ) -> None:
-    unlabeled = pq.read_table(data_with_unlabeled / "unsupervised-00000-of-00001.parquet").column("text").to_pylist()
-    train_texts = pq.read_table(data_with_unlabeled / "train-00000-of-00001.parquet").column("text").to_pylist()
-    test_texts = pq.read_table(data_with_unlabeled / "test-00000-of-00001.parquet").column("text").to_pylist()
+    unlabeled = _texts(data_with_unlabeled, "unsupervised")
+    train_texts = _texts(data_with_unlabeled, "train")
+    test_texts = _texts(data_with_unlabeled, "test")
     _, val_idx = split_indices(len(train_texts), 0.2, 42)
     leaked = [test_texts[0], test_texts[5], train_texts[int(val_idx[0])]]  # must be dropped
     texts = unlabeled + leaked
@@ -127,7 +131,7 @@ def test_the_training_part_gains_the_soft_reviews_and_nothing_else_changes(
 
 
 def test_soft_labels_of_only_held_out_reviews_are_refused(data_with_unlabeled: Path, tmp_path: Path) -> None:
-    test_texts = pq.read_table(data_with_unlabeled / "test-00000-of-00001.parquet").column("text").to_pylist()
+    test_texts = _texts(data_with_unlabeled, "test")
     soft = tmp_path / "leak.parquet"
     write_soft_labels(soft, test_texts[:4], np.full(4, 0.7), {})
     with pytest.raises(SeqsentError, match="every review in .* is a validation or test review"):
@@ -151,7 +155,7 @@ def test_self_train_labels_with_a_teacher_then_trains_a_student(data_with_unlabe
 
     soft = out / "soft_labels.parquet"
     texts, probs = read_soft_labels(soft)
-    unlabeled = pq.read_table(data_with_unlabeled / "unsupervised-00000-of-00001.parquet").column("text").to_pylist()
+    unlabeled = _texts(data_with_unlabeled, "unsupervised")
     assert texts == unlabeled
     np.testing.assert_allclose(probs, predict_sorted(load_classifier(ckpt), unlabeled), atol=1e-6)
     assert soft_label_info(soft)["teachers"] == [str(Path(ckpt).resolve())]
