@@ -9,7 +9,11 @@ from pathlib import Path
 # test models are tiny, and on a busy 2-core machine two spinning OpenMP threads stall each other.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from collections.abc import Iterator  # noqa: E402
+
 import pytest  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
 
 from seqsent.data.synthetic import make_reviews, write_parquet_dir  # noqa: E402
 
@@ -23,6 +27,15 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SEQSENT_OUTPUT_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("SEQSENT_IMDB_DIR", raising=False)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def no_hydra_state_left() -> Iterator[None]:
+    """Tests that compose configs in-process leave no global Hydra state to the next test (a run
+    config left set would change how a later in-process error is reported)."""
+    yield
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None
 
 
 @pytest.fixture

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import TINY_BIGRAMS, run_module
 
 from seqsent.checkpoint import load_classifier
-from seqsent.predict import predict_texts
+from seqsent.data.synthetic import make_reviews
+from seqsent.predict import predict_sorted, predict_texts
 from seqsent.predict import run as predict_main
 
 SMALL = [
@@ -134,6 +136,14 @@ def test_predict_errors_are_one_line(
     assert err.strip().count("\n") == 0 and fragment in err and err.startswith("error: ")
 
 
+def test_predictions_do_not_depend_on_batching_or_order(trained_run: Path) -> None:
+    model = load_classifier(trained_run / "checkpoints" / "last.ckpt")
+    texts = make_reviews(23, seed=5)[0] + ["", "great"]
+    whole = predict_texts(model, texts)
+    np.testing.assert_allclose(predict_texts(model, texts, batch_size=4), whole, atol=1e-6)
+    np.testing.assert_allclose(predict_sorted(model, texts, batch_size=4), whole, atol=1e-6)
+
+
 def test_train_refuses_a_directory_holding_another_run(trained_run: Path) -> None:
     before = (trained_run / "metrics.json").read_text()
     proc = run_module("seqsent.train", *SMALL, f"hydra.run.dir={trained_run}")
@@ -167,6 +177,16 @@ def test_resume_from_last_checkpoint_continues(trained_run: Path, tmp_path: Path
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and metrics["global_steps"] == 15
+
+
+def test_resuming_with_other_model_settings_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    other = [a if a != "model.hidden_size=16" else "model.hidden_size=32" for a in SMALL]
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    proc = run_module("seqsent.train", *other, f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'r'}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "trained with other settings: model.hidden_size=32 (checkpoint: 16)" in proc.stderr
+    assert not (tmp_path / "r" / "metrics.json").exists()
 
 
 def test_resuming_a_one_cycle_run_for_longer_is_refused(tmp_path: Path) -> None:

@@ -216,9 +216,10 @@ def test_missing_dir_exit_code_through_the_module(tmp_path: Path) -> None:
 
 
 def test_t_table_and_one_run_statistics() -> None:
-    scipy_stats = pytest.importorskip("scipy.stats")
-    for df in range(1, 200):
-        assert t95_table(df) == pytest.approx(scipy_stats.t.ppf(0.975, df), abs=2e-4)
+    # Student t 0.975 quantiles (scipy.stats.t.ppf(0.975, df)), written out so the check never skips
+    reference = {1: 12.706205, 2: 4.302653, 3: 3.182446, 5: 2.570582, 10: 2.228139, 30: 2.042272, 120: 1.979930}
+    for df, quantile in reference.items():
+        assert t95_table(df) == pytest.approx(quantile, abs=2e-4)
     assert t_critical(4) == pytest.approx(2.776445, abs=1e-6)
     one = describe([0.7])
     assert (one.n, one.mean, one.std, one.ci_low, one.ci_high) == (1, 0.7, None, None, None)

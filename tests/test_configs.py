@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from seqsent.builders import instantiate_group
 from seqsent.utils import config_dir, register_resolvers
 
 CONF = Path(config_dir())
@@ -46,6 +47,9 @@ def test_every_group_option_composes_and_resolves(group: str, option: str, tmp_p
         instantiate(cfg.data, path=str(tmp_path))  # argument checks run in __init__
     if group in ("trainer",) and option != "gpu":
         instantiate(cfg.trainer, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    if group in ("callbacks", "logger"):  # every entry with a _target_ builds
+        built = instantiate_group(cfg[group])
+        assert len(built) == sum(1 for node in cfg[group].values() if "_target_" in node) > 0
 
 
 @pytest.mark.parametrize("name", ["train", "eval", "gradflow"])

@@ -11,7 +11,7 @@ import torch
 
 from seqsent.data import BucketBatchSampler, Collator, IMDBDataModule, SyntheticDataModule, pad, truncate
 from seqsent.data.cache import split_indices
-from seqsent.data.synthetic import write_parquet_dir
+from seqsent.data.synthetic import make_reviews, write_parquet_dir
 from seqsent.data.vocab import PAD_ID, UNK_ID, encode, new_tokenizer, tokenizer_from_json, train_tokenizer
 from seqsent.errors import SeqsentError
 
@@ -105,6 +105,20 @@ def test_cache_is_reused_and_keyed_by_settings(imdb_dir: Path, tmp_path: Path) -
     other.setup()
     assert other.data.built and other.data.directory != first.data.directory
     assert not list((tmp_path / "c").glob(".*tmp*"))  # no temporary leftovers
+
+
+def test_cache_is_rebuilt_when_the_data_changes(tmp_path: Path) -> None:
+    data = tmp_path / "imdb"
+    write_parquet_dir(data, {"train": make_reviews(200, seed=1), "test": make_reviews(100, seed=2)})
+    kwargs = {"path": str(data), "vocab_size": 100, "cache_dir": str(tmp_path / "c")}
+    first = IMDBDataModule(**kwargs)
+    first.setup()
+    write_parquet_dir(data, {"train": make_reviews(200, seed=3), "test": make_reviews(100, seed=2)})
+    again = IMDBDataModule(**kwargs)
+    again.setup()  # same path and settings, other reviews: a stale cache would serve the old ones
+    assert again.data.built and again.data.directory != first.data.directory
+    assert again.data.splits["train"].labels.tolist() == make_reviews(200, seed=3)[1]
+    assert first.data.splits["train"].labels.tolist() != again.data.splits["train"].labels.tolist()
 
 
 def test_datamodule_batches_and_preprocessing(imdb_dir: Path) -> None:

@@ -152,3 +152,28 @@ def test_recurrent_layers_read_the_embeddings_time_major_without_a_copy() -> Non
     model(tokens, torch.full((3,), 7))
     assert seen["embedded"].shape == (7, 3, 4) and seen["layer_in"].is_contiguous()
     assert seen["layer_in"].data_ptr() == seen["embedded"].data_ptr()
+
+
+def test_a_resumed_run_keeps_its_best_validation_accuracy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`val/acc_best` travels in the checkpoint: a resumed run whose next epoch validates lower keeps it."""
+    from seqsent.models.classifier import BEST_KEY
+
+    first = SequenceClassifier(vocab_size=50, embed_dim=8, hidden_size=8)
+    checkpoint: dict = {}
+    first.on_save_checkpoint(checkpoint)
+    assert BEST_KEY not in checkpoint  # nothing validated yet: nothing to carry
+    first.val_acc_best(torch.tensor(0.9))
+    first.on_save_checkpoint(checkpoint)
+    assert checkpoint[BEST_KEY] == pytest.approx(0.9)
+
+    resumed = SequenceClassifier(vocab_size=50, embed_dim=8, hidden_size=8)
+    resumed.on_load_checkpoint(checkpoint)
+    monkeypatch.setattr(resumed, "_check_schedule_length", lambda: None)  # needs a trainer otherwise
+    resumed.on_train_start()
+    resumed.val_acc_best(torch.tensor(0.5))
+    assert float(resumed.val_acc_best.compute()) == pytest.approx(0.9)
+    fresh = SequenceClassifier(vocab_size=50, embed_dim=8, hidden_size=8)
+    monkeypatch.setattr(fresh, "_check_schedule_length", lambda: None)
+    fresh.on_train_start()
+    fresh.val_acc_best(torch.tensor(0.5))
+    assert float(fresh.val_acc_best.compute()) == pytest.approx(0.5)

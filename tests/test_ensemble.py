@@ -6,9 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import TINY_BIGRAMS, run_module, run_script
+from torchmetrics.functional.classification import binary_accuracy, binary_auroc
 
+from seqsent.checkpoint import load_classifier
+from seqsent.data.sources import load_splits
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
+from seqsent.predict import predict_texts
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ensemble.py"
 
@@ -52,7 +57,12 @@ def test_members_match_their_runs_and_the_mean_is_written(two_runs: tuple[Path, 
         # the same accuracy as the run's own test (its data module): vocabulary, padding and order restored
         assert member["test/acc"] == pytest.approx(run["test/acc"], abs=1e-6)
         assert member["test/auroc"] == pytest.approx(run["test/auroc"], abs=1e-4)
-    assert 0.0 <= result["ensemble"]["test/acc"] <= 1.0
+    # the ensemble scores the mean of the members' probabilities, computed here review by review
+    test = load_splits(str(data), ("test",))["test"]
+    mean = torch.tensor([predict_texts(load_classifier(Path(run["best_ckpt"])), test.texts) for run in runs]).mean(0)
+    labels = torch.from_numpy(test.labels)
+    assert result["ensemble"]["test/acc"] == pytest.approx(float(binary_accuracy(mean, labels)), abs=1e-6)
+    assert result["ensemble"]["test/auroc"] == pytest.approx(float(binary_auroc(mean, labels)), abs=1e-5)
     assert "ensemble of 2: test/acc" in proc.stderr
 
 
