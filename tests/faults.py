@@ -1,19 +1,22 @@
 """Fault injection for training subprocesses started by the tests (loaded via PYTHONPATH, not part
-of the package): `Throttle` slows each step so a test can kill a run mid-epoch; `Poison` turns
-the embedding weights into NaN before step `at_step`, the way an overflow would."""
+of the package): `KillAt` SIGKILLs the run after step `at_step`, as `kill -9` from outside would
+(at a known step, so the test does not race the run); `Poison` turns the embedding weights into NaN
+before step `at_step`, the way an overflow would."""
 
-import time
+import os
+import signal
 
 import torch
 from lightning.pytorch.callbacks import Callback
 
 
-class Throttle(Callback):
-    def __init__(self, seconds: float = 0.05) -> None:
-        self.seconds = seconds
+class KillAt(Callback):
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
 
-    def on_train_batch_end(self, *args, **kwargs) -> None:
-        time.sleep(self.seconds)
+    def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
+        if trainer.global_step == self.at_step:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Poison(Callback):
