@@ -217,5 +217,10 @@ def test_fp16_mixed_trains(tmp_path: Path) -> None:
     """16-mixed (fp16 autocast with loss scaling; it runs on the CPU too) through the entry point."""
     env = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
     overrides = ["trainer.precision=16-mixed", "trainer.gradient_clip_val=null", "trainer.limit_train_batches=3"]
-    proc = run_module("seqsent.train", *SMALL, *overrides, f"hydra.run.dir={tmp_path / 'r'}", env=env)
+    proc = run_module(
+        "seqsent.train", *SMALL, *overrides, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'r'}", env=env
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["global_steps"] == 3
+    assert "precision: 16-mixed" in (tmp_path / "r" / ".hydra" / "config.yaml").read_text()

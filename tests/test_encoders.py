@@ -79,12 +79,17 @@ def test_padding_tokens_get_no_gradient_influence() -> None:
     model = SequenceClassifier(vocab_size=30, cell="lstm", embed_dim=4, hidden_size=4, bidirectional=True)
     seqs = [torch.randint(2, 30, (n,)).numpy() for n in (5, 3)]
     lengths = torch.tensor([5, 3])
-    grads = []
+    logits, grads = [], []
     for length in (5, 20):
         model.zero_grad()
-        model(pad(seqs, "pre", length=length), lengths).sum().backward()
-        grads.append(model.encoder.forward_layers[0].weight_hh_l0.grad.clone())
-    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
+        out = model(pad(seqs, "pre", length=length), lengths)
+        out.sum().backward()
+        logits.append(out.detach())
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(logits[0], logits[1], atol=1e-6, rtol=1e-5)
+    assert grads[0].keys() == grads[1].keys() and "encoder.backward_layers.0.weight_hh_l0" in grads[0]
+    for name in grads[0]:  # every weight: both directions, the embedding, the head
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5, msg=name)
 
 
 def test_invalid_encoder_arguments_raise() -> None:

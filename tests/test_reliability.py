@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import TINY_BIGRAMS
@@ -129,10 +131,11 @@ def test_atomic_checkpoint_io_never_leaves_partial_files(tmp_path: Path, monkeyp
 def test_rng_state_round_trips_through_weights_only(tmp_path: Path) -> None:
     state = rng_state()
     torch.save(state, tmp_path / "rng.pt")
-    expected = torch.rand(3)
-    torch.rand(5)
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.rand(5), np.random.rand(5), random.random()
     set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
-    assert torch.equal(torch.rand(3), expected)
+    assert torch.equal(torch.rand(3), expected[0])  # torch, numpy and Python's generators all restored
+    assert np.array_equal(np.random.rand(3), expected[1]) and random.random() == expected[2]
 
 
 def test_concurrent_cache_builders_never_leave_half_written_entries(tmp_path: Path, imdb_dir: Path) -> None:
