@@ -101,6 +101,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     if args.warmup < 0 or args.max_epochs < 1 or args.n_reviews < 20 or (args.threads is not None and args.threads < 1):
         parser.error("use --warmup >= 0, --max-epochs >= 1, --n-reviews >= 20, --threads >= 1")
+    if args.out and Path(args.out).is_dir():  # checked now, not after the whole benchmark ran
+        parser.error(f"--out {args.out} is a directory: give a file path, e.g. docs/benchmarks/cpu.json")
+    if args.work_dir and not Path(args.work_dir).is_dir():
+        parser.error(f"--work-dir {args.work_dir} is not a directory: create it or leave --work-dir out")
     args.command = shlex.join(["python", "scripts/benchmark.py", *argv])
     return args
 

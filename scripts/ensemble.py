@@ -50,6 +50,8 @@ def scores(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
 def main(argv: list[str]) -> dict:
     keep_freed_memory()
     args = parse_args(argv)
+    if args.batch_size < 1:
+        raise SeqsentError(f"--batch-size {args.batch_size}: use >= 1, e.g. 256")
     ckpts = existing_checkpoints(args.ckpts)
     if args.out is not None and args.out.exists():
         raise SeqsentError(f"{args.out} exists: pass a new --out path (an earlier result is never overwritten)")

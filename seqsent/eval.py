@@ -18,17 +18,39 @@ from seqsent.allocator import keep_freed_memory
 from seqsent.builders import build_trainer, checkpoint_datamodule
 from seqsent.callbacks import progress_bar
 from seqsent.checkpoint import load_classifier
-from seqsent.errors import report_errors, report_job_errors
-from seqsent.utils import check_group_choices, config_dir, register_resolvers, write_json
+from seqsent.config_types import check_config_types
+from seqsent.errors import SeqsentError, report_errors, report_job_errors
+from seqsent.utils import (
+    RUN_MARKERS,
+    check_group_choices,
+    config_dir,
+    register_resolvers,
+    settle_hydra_record,
+    write_json,
+)
 
 register_resolvers()
+
+
+def check_eval_dir(run_dir: Path, subdir: str | None) -> None:
+    """Refuse to evaluate into a directory holding a run or an earlier evaluation (nothing of
+    theirs is overwritten: the fresh config record Hydra wrote there is removed again)."""
+    found = [m for m in RUN_MARKERS if (run_dir / m).exists()]
+    settle_hydra_record(run_dir, subdir, accepted=not found)
+    if found:
+        raise SeqsentError(
+            f"output directory {run_dir} already holds a run or evaluation ({', '.join(found)}): leave "
+            "hydra.run.dir unset (each evaluation gets a new directory) or choose an empty one"
+        )
 
 
 @report_job_errors
 def evaluate(cfg: DictConfig) -> dict:
     """Test metrics of `cfg.ckpt_path` on the test split of `cfg.data`."""
     keep_freed_memory()
+    check_config_types(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    check_eval_dir(run_dir, HydraConfig.get().output_subdir)
     model = load_classifier(cfg.ckpt_path)
     L.seed_everything(cfg.seed, verbose=False)
     datamodule = checkpoint_datamodule(cfg.data, model, cfg.ckpt_path)

@@ -97,6 +97,10 @@ def run(argv: list[str]) -> list[float]:
     if batch_size < 1 or max_chars < 1:
         raise SeqsentError("batch_size= and max_chars= must be >= 1")
     device = args.get("device", ["cpu"])[-1]
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise SeqsentError(f"device={device} is not a device: use device=cpu or device=cuda") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SeqsentError("device=cuda but no CUDA GPU is available: use device=cpu")
     model = load_classifier(args["ckpt_path"][-1], map_location=device)

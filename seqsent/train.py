@@ -30,12 +30,18 @@ from seqsent.allocator import keep_freed_memory
 from seqsent.builders import build_trainer, instantiate_group, log_hparams, tensorboard_dir
 from seqsent.callbacks import EpochTimer
 from seqsent.checkpoint import read_checkpoint
+from seqsent.config_types import check_config_types
 from seqsent.errors import SeqsentError, report_errors, report_job_errors
-from seqsent.utils import check_group_choices, config_dir, register_resolvers, write_json
+from seqsent.utils import (
+    RUN_MARKERS,
+    check_group_choices,
+    config_dir,
+    register_resolvers,
+    settle_hydra_record,
+    write_json,
+)
 
 register_resolvers()
-
-RUN_MARKERS = ("metrics.json", "checkpoints", "tensorboard")
 
 
 def check_run_dir(run_dir: Path, ckpt_path: str | None) -> None:
@@ -88,9 +94,16 @@ def check_launch(trainer: L.Trainer) -> None:
 def train(cfg: DictConfig) -> dict:
     """Fit, test the best checkpoint, write `metrics.json`; returns the metrics."""
     keep_freed_memory()
+    check_config_types(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if rank_zero_only.rank == 0:  # DDP ranks > 0 share rank 0's run dir, which it may have filled already
-        check_run_dir(run_dir, cfg.get("ckpt_path"))
+        subdir = HydraConfig.get().output_subdir
+        try:
+            check_run_dir(run_dir, cfg.get("ckpt_path"))
+        except SeqsentError:
+            settle_hydra_record(run_dir, subdir, accepted=False)
+            raise
+        settle_hydra_record(run_dir, subdir, accepted=True)
     ckpt_path = resolve_resume(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)

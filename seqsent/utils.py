@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,18 +28,43 @@ def config_dir() -> str:
 def register_resolvers() -> None:
     """`${uid:}`: a short random id, cached per config, so run dirs never collide.
     `${resume_dir:CKPT,DEFAULT}`: the run dir that holds checkpoint CKPT, else DEFAULT.
-    `${hydra_subdir:CKPT}`: `.hydra` for a new run, a fresh `.hydra-resume-<id>` for a resumed one,
-    so resuming never overwrites the original run's config record."""
+    `${hydra_subdir:CKPT,OUTPUT_DIR}`: where Hydra writes this job's config record (see `hydra_subdir`)."""
     if not OmegaConf.has_resolver("uid"):
         OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True)
     if not OmegaConf.has_resolver("resume_dir"):
         OmegaConf.register_new_resolver("resume_dir", lambda ckpt, default: str(run_dir_of(ckpt) or default))
     if not OmegaConf.has_resolver("hydra_subdir"):
-        OmegaConf.register_new_resolver(
-            "hydra_subdir",
-            lambda ckpt: f".hydra-resume-{secrets.token_hex(3)}" if run_dir_of(ckpt) else ".hydra",
-            use_cache=True,
-        )
+        OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, use_cache=True)
+
+
+FRESH_RECORD = ".hydra-new-"
+RUN_MARKERS = ("metrics.json", "checkpoints", "tensorboard")  # what a training or eval run leaves
+
+
+def hydra_subdir(ckpt: Any, output_dir: Any = None) -> str:
+    """`.hydra` for a new run; a fresh `.hydra-resume-<id>` for a resumed one; a fresh
+    `.hydra-new-<id>` when `output_dir` already holds a `.hydra` record. Hydra writes the record
+    before seqsent's checks run, so a command refused for its directory never overwrites the record
+    there (`settle_hydra_record` then removes or adopts the fresh one)."""
+    if run_dir_of(ckpt):
+        return f".hydra-resume-{secrets.token_hex(3)}"
+    if output_dir and (Path(str(output_dir)) / ".hydra").exists():
+        return f"{FRESH_RECORD}{secrets.token_hex(3)}"
+    return ".hydra"
+
+
+def settle_hydra_record(run_dir: Path, subdir: str | None, accepted: bool) -> None:
+    """For a job whose record went to a fresh `.hydra-new-<id>` (`hydra_subdir`): when the job was
+    refused, remove that record; when it goes ahead, make it the directory's `.hydra` and keep the
+    earlier record as `.hydra-earlier-<id>`."""
+    if not subdir or not subdir.startswith(FRESH_RECORD) or not (run_dir / subdir).is_dir():
+        return
+    if not accepted:
+        shutil.rmtree(run_dir / subdir, ignore_errors=True)
+        return
+    suffix = subdir.removeprefix(FRESH_RECORD)
+    (run_dir / ".hydra").rename(run_dir / f".hydra-earlier-{suffix}")
+    (run_dir / subdir).rename(run_dir / ".hydra")
 
 
 def run_dir_of(ckpt_path: Any) -> Path | None:

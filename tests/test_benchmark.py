@@ -100,6 +100,14 @@ def test_device_cuda_without_cuda_is_a_one_line_error() -> None:
     assert len(lines) == 1 and lines[0].startswith("error: --device cuda: CUDA is not available")
 
 
+def test_out_directory_and_missing_work_dir_are_refused_before_running(tmp_path: Path) -> None:
+    for args in (["--out", str(tmp_path)], ["--work-dir", str(tmp_path / "missing")]):
+        proc = run_script(*args, *TINY)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr[-2000:]
+        assert proc.stderr.strip().splitlines()[-1].startswith("benchmark.py: error: --")
+        assert "[bench" not in proc.stderr  # nothing was measured first
+
+
 def load_script() -> Any:
     spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
     script = importlib.util.module_from_spec(spec)

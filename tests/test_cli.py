@@ -119,6 +119,7 @@ def test_predict_text_and_file(trained_run: Path, tmp_path: Path) -> None:
         (["ckpt_path=CKPT"], "text="),
         (["ckpt_path=CKPT", "txt=oops"], "unknown argument"),
         (["ckpt_path=NOTCKPT", "text=hi"], "not a readable checkpoint"),
+        (["ckpt_path=CKPT", "text=hi", "device=gpu"], "device=gpu is not a device"),
     ],
 )
 def test_predict_errors_are_one_line(
@@ -144,11 +145,27 @@ def test_predictions_do_not_depend_on_batching_or_order(trained_run: Path) -> No
     np.testing.assert_allclose(predict_sorted(model, texts, batch_size=4), whole, atol=1e-6)
 
 
+def _record(run_dir: Path) -> dict[str, str]:
+    """The run's results and its Hydra config record, file by file."""
+    files = [run_dir / "metrics.json", *sorted((run_dir / ".hydra").iterdir())]
+    return {str(f.relative_to(run_dir)): f.read_text() for f in files}
+
+
 def test_train_refuses_a_directory_holding_another_run(trained_run: Path) -> None:
-    before = (trained_run / "metrics.json").read_text()
-    proc = run_module("seqsent.train", *SMALL, f"hydra.run.dir={trained_run}")
+    before = _record(trained_run)
+    proc = run_module("seqsent.train", *SMALL, "model.cell=gru", f"hydra.run.dir={trained_run}")
     assert proc.returncode == 2 and "already holds a run" in proc.stderr
-    assert (trained_run / "metrics.json").read_text() == before
+    assert _record(trained_run) == before  # Hydra's record of the refused command went elsewhere, and away
+    assert not list(trained_run.glob(".hydra-new-*"))
+
+
+def test_eval_refuses_a_training_run_directory(trained_run: Path) -> None:
+    before = _record(trained_run)
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    proc = run_module("seqsent.eval", f"ckpt_path={ckpt}", "data=synthetic", f"hydra.run.dir={trained_run}")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert "already holds a run or evaluation (metrics.json, checkpoints, tensorboard)" in proc.stderr
+    assert _record(trained_run) == before and not list(trained_run.glob(".hydra-new-*"))
 
 
 def test_bad_config_value_is_one_line(tmp_path: Path) -> None:

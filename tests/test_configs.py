@@ -137,3 +137,24 @@ def test_student_experiment_is_the_default_recipe_on_soft_labels(tmp_path: Path)
     assert (student.trainer.max_epochs, student.run_name) == (2, "student")
     for key in ("vocab_size", "max_len", "batch_size", "val_fraction", "split_seed"):
         assert student.data[key] == base.data[key], key
+
+
+def test_a_directory_with_a_record_gets_a_fresh_one_then_keeps_or_drops_it(tmp_path: Path) -> None:
+    from seqsent.utils import hydra_subdir, settle_hydra_record
+
+    assert hydra_subdir(None, str(tmp_path)) == ".hydra"  # a new directory: the usual record
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("earlier")
+    for accepted in (False, True):
+        sub = hydra_subdir(None, str(tmp_path))
+        assert sub.startswith(".hydra-new-")
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "config.yaml").write_text("this job")
+        settle_hydra_record(tmp_path, sub, accepted=accepted)
+        assert not (tmp_path / sub).exists()
+        expected = "this job" if accepted else "earlier"
+        assert (tmp_path / ".hydra" / "config.yaml").read_text() == expected
+    (earlier,) = tmp_path.glob(".hydra-earlier-*")  # the job that went ahead kept the older record aside
+    assert (earlier / "config.yaml").read_text() == "earlier"
+    settle_hydra_record(tmp_path, ".hydra", accepted=False)  # the usual record is never touched
+    assert (tmp_path / ".hydra").is_dir()

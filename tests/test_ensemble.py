@@ -87,3 +87,5 @@ def test_bad_input_is_one_line_and_overwrites_nothing(two_runs: tuple[Path, list
     again = run_script(SCRIPT, "--data", str(data), runs[0]["best_ckpt"], "--out", str(out))
     assert again.returncode == 2 and "exists: pass a new --out path" in again.stderr
     assert out.read_text() == "earlier result"
+    zero = run_script(SCRIPT, "--data", str(data), runs[0]["best_ckpt"], "--batch-size", "0")
+    assert zero.returncode == 2 and zero.stderr.strip().splitlines() == ["error: --batch-size 0: use >= 1, e.g. 256"]

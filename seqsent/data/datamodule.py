@@ -65,7 +65,8 @@ class IMDBDataModule(L.LightningDataModule):
         _check(padding in SIDES, f"data.padding={padding!r}: use 'pre' or 'post'")
         _check(truncation in SIDES, f"data.truncation={truncation!r}: use 'pre' or 'post'")
         _check(0.0 < val_fraction < 1.0, f"data.val_fraction={val_fraction}: use a fraction between 0 and 1, e.g. 0.2")
-        _check(batch_size >= 1 and eval_batch_size >= 1, f"data.batch_size={batch_size}: use >= 1")
+        _check(batch_size >= 1, f"data.batch_size={batch_size}: use >= 1")
+        _check(eval_batch_size >= 1, f"data.eval_batch_size={eval_batch_size}: use >= 1")
         _check(num_workers >= 0, f"data.num_workers={num_workers}: use >= 0")
         self.path = path or default_path()
         self.vocab_size, self.min_frequency, self.punctuation = vocab_size, min_frequency, punctuation

@@ -1,0 +1,62 @@
+"""Config values of the wrong type fail in one line naming the key and a valid value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import run_module
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+
+from seqsent.config_types import check_config_types
+from seqsent.errors import SeqsentError
+from seqsent.utils import config_dir, register_resolvers
+
+
+def composed(*overrides: str):
+    """The train config as a run sees it (Hydra's run config set: the trainer group refers to it)."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "hydra.runtime.output_dir=/tmp/x"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model.lr=abc", "model.lr='abc': use a number, e.g. model.lr=0.001"),
+        ("model.bidirectional=maybe", "model.bidirectional='maybe': use true or false, e.g. model.bidirectional=false"),
+        ("data.batch_size=1.5", "data.batch_size=1.5: use a whole number, e.g. data.batch_size=32"),
+        ("data.soft_labels=3", "data.soft_labels=3: use a string or null"),
+        ("trainer.max_epochs=abc", "trainer.max_epochs='abc': use a whole number or null"),
+        ("trainer.gradient_clip_val=high", "trainer.gradient_clip_val='high': use a number or null"),
+        ("seed=abc", "seed='abc': use a whole number, e.g. seed=42"),
+        ("seed=1.5", "seed=1.5: use a whole number, e.g. seed=42"),
+    ],
+)
+def test_wrong_types_name_the_key_and_a_valid_value(override: str, message: str) -> None:
+    with pytest.raises(SeqsentError) as err:
+        check_config_types(composed(override))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["model.lr=1"],  # an int where a float belongs is fine
+        ["data=synthetic", "data.n_train=50"],  # the subclass's own and its base's arguments
+        ["experiment=seed_rnn", "trainer=cpu_bf16", "trainer.devices=1"],
+        ["data.soft_labels=/some/file.parquet", "trainer.max_epochs=null"],
+    ],
+)
+def test_valid_configs_pass(overrides: list[str]) -> None:
+    check_config_types(composed(*overrides))
+
+
+def test_the_entry_point_stops_in_one_line(tmp_path: Path) -> None:
+    proc = run_module("seqsent.train", "data=synthetic", "model.lr=abc", f"hydra.run.dir={tmp_path / 'r'}")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: model.lr='abc': use a number")
