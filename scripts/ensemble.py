@@ -25,7 +25,7 @@ from seqsent.checkpoint import existing_checkpoints, load_classifier
 from seqsent.data.sources import default_path, load_splits
 from seqsent.errors import SeqsentError, report_errors
 from seqsent.predict import predict_sorted
-from seqsent.utils import write_json
+from seqsent.utils import check_new_output, write_json
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -53,8 +53,8 @@ def main(argv: list[str]) -> dict:
     if args.batch_size < 1:
         raise SeqsentError(f"--batch-size {args.batch_size}: use >= 1, e.g. 256")
     ckpts = existing_checkpoints(args.ckpts)
-    if args.out is not None and args.out.exists():
-        raise SeqsentError(f"{args.out} exists: pass a new --out path (an earlier result is never overwritten)")
+    if args.out is not None:
+        check_new_output(args.out)
     test = load_splits(args.data, ("test",))["test"]
     labels = torch.from_numpy(test.labels)
     members, all_probs = [], []

@@ -28,6 +28,7 @@ from seqsent.data.soft_labels import write_soft_labels
 from seqsent.data.sources import default_path, load_splits
 from seqsent.errors import SeqsentError, report_errors
 from seqsent.predict import predict_sorted
+from seqsent.utils import check_new_output
 
 SPLIT = "unsupervised"
 
@@ -47,8 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> dict:
     keep_freed_memory()
     args = parse_args(argv)
-    if args.out.exists():
-        raise SeqsentError(f"{args.out} exists: pass a new --out path (soft labels are never overwritten)")
+    check_new_output(args.out)
     if args.batch_size < 1 or args.limit < 0:
         raise SeqsentError("--batch-size must be >= 1 and --limit >= 0")
     ckpts = existing_checkpoints(args.ckpts)

@@ -12,11 +12,19 @@ from seqsent.errors import SeqsentError
 from seqsent.models.classifier import PREPROCESSING_KEY, SequenceClassifier
 
 
+def missing(path: str | Path) -> str:
+    """Why `path` is not a file to read: "<path> is empty", "is a directory" or "does not exist"."""
+    if not str(path).strip():
+        return "path is empty"
+    file = Path(path).expanduser()
+    return f"{file} is a directory" if file.is_dir() else f"{file} does not exist"
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint dict on CPU with `weights_only=True` (tensors and plain types only)."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise SeqsentError(f"checkpoint {file} does not exist: pass ckpt_path=<run dir>/checkpoints/<name>.ckpt")
+        raise SeqsentError(f"checkpoint {missing(path)}: pass ckpt_path=<run dir>/checkpoints/<name>.ckpt")
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -37,7 +45,7 @@ def existing_checkpoints(paths: list[str]) -> list[Path]:
     files = [Path(p).expanduser() for p in paths]
     for file in files:
         if not file.is_file():
-            raise SeqsentError(f"checkpoint {file} does not exist: pass the .ckpt files of finished runs")
+            raise SeqsentError(f"checkpoint {missing(file)}: pass the .ckpt files of finished runs")
     return files
 
 

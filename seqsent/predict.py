@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from seqsent.allocator import keep_freed_memory
-from seqsent.checkpoint import load_classifier, preprocessing_of
+from seqsent.checkpoint import load_classifier, missing, preprocessing_of
 from seqsent.data.batching import Collator
 from seqsent.data.vocab import encode, tokenizer_from_json
 from seqsent.errors import SeqsentError, report_errors
@@ -46,7 +46,7 @@ def parse_args(argv: list[str]) -> dict[str, list[str]]:
 def read_reviews(file: str) -> list[str]:
     path = Path(file).expanduser()
     if not path.is_file():
-        raise SeqsentError(f"review file {path} does not exist: pass file=<text file, one review per line>")
+        raise SeqsentError(f"review file {missing(file)}: pass file=<text file, one review per line>")
     lines = [line for line in path.read_bytes().decode("utf-8", errors="replace").splitlines() if line.strip()]
     if not lines:
         raise SeqsentError(f"review file {path} holds no reviews: put one review per line")

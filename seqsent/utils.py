@@ -78,6 +78,18 @@ def run_dir_of(ckpt_path: Any) -> Path | None:
     return None
 
 
+def check_new_output(path: Path, flag: str = "--out") -> None:
+    """Refuse, before any slow work, an output path that exists or lies under a file (it could
+    not be written later, and the work would be lost)."""
+    if path.exists():
+        raise SeqsentError(f"{path} exists: pass a new {flag} path (an earlier result is never overwritten)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SeqsentError(f"{flag} {path}: {parent} is a file, not a directory: pass another path")
+            return
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write `text` to `path` through a temporary file and a rename (never half-written)."""
     path = Path(path)

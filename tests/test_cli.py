@@ -120,6 +120,9 @@ def test_predict_text_and_file(trained_run: Path, tmp_path: Path) -> None:
         (["ckpt_path=CKPT", "txt=oops"], "unknown argument"),
         (["ckpt_path=NOTCKPT", "text=hi"], "not a readable checkpoint"),
         (["ckpt_path=CKPT", "text=hi", "device=gpu"], "device=gpu is not a device"),
+        (["ckpt_path=DIR", "text=hi"], "checkpoints is a directory"),
+        (["ckpt_path=", "text=hi"], "checkpoint path is empty"),
+        (["ckpt_path=CKPT", "file=DIR"], "checkpoints is a directory"),
     ],
 )
 def test_predict_errors_are_one_line(
@@ -127,9 +130,8 @@ def test_predict_errors_are_one_line(
 ) -> None:
     bogus = tmp_path / "bogus.ckpt"
     bogus.write_text("hello")
-    args = [
-        a.replace("NOTCKPT", str(bogus)).replace("CKPT", str(trained_run / "checkpoints" / "last.ckpt")) for a in args
-    ]
+    ckpt, folder = trained_run / "checkpoints" / "last.ckpt", trained_run / "checkpoints"
+    args = [a.replace("NOTCKPT", str(bogus)).replace("CKPT", str(ckpt)).replace("DIR", str(folder)) for a in args]
     with pytest.raises(SystemExit) as info:
         predict_main(args)
     err = capsys.readouterr().err

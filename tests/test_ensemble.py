@@ -87,5 +87,8 @@ def test_bad_input_is_one_line_and_overwrites_nothing(two_runs: tuple[Path, list
     again = run_script(SCRIPT, "--data", str(data), runs[0]["best_ckpt"], "--out", str(out))
     assert again.returncode == 2 and "exists: pass a new --out path" in again.stderr
     assert out.read_text() == "earlier result"
+    under_file = run_script(SCRIPT, "--data", str(data), runs[0]["best_ckpt"], "--out", str(out / "x.json"))
+    assert under_file.returncode == 2 and f"{out} is a file, not a directory" in under_file.stderr
+    assert "[1/1]" not in under_file.stderr  # refused before scoring anything
     zero = run_script(SCRIPT, "--data", str(data), runs[0]["best_ckpt"], "--batch-size", "0")
     assert zero.returncode == 2 and zero.stderr.strip().splitlines() == ["error: --batch-size 0: use >= 1, e.g. 256"]
