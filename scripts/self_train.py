@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from seqsent.data.sources import default_path
+from seqsent.data.sources import default_path, load_splits
 from seqsent.errors import SeqsentError, report_errors
 from seqsent.utils import write_json
 
@@ -66,8 +66,11 @@ def _fmt(value: float | None) -> str:
 def main(argv: list[str]) -> dict:
     args, overrides = parse_args(argv)
     out: Path = args.out.expanduser()
+    if out.exists() and not out.is_dir():
+        raise SeqsentError(f"--out {out} is a file: pass a new --out directory")
     if out.exists() and any(out.iterdir()):
         raise SeqsentError(f"{out} is not empty: pass a new --out directory (earlier runs are never overwritten)")
+    load_splits(args.data, ("unsupervised",))  # bad data fails here, before any directory is made
     out.mkdir(parents=True, exist_ok=True)
     train = [sys.executable, "-m", "seqsent.train", f"data.path={args.data}"]
     summary: dict = {"out": str(out), "data": args.data, "overrides": overrides, "teachers": []}

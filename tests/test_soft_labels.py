@@ -181,6 +181,11 @@ def test_self_train_labels_with_a_teacher_then_trains_a_student(data_with_unlabe
     assert rerun.stderr.strip().splitlines() == [
         f"error: {out} is not empty: pass a new --out directory (earlier runs are never overwritten)"
     ]
+    fresh = tmp_path / "fresh"  # data without unlabeled reviews: refused before --out is made
+    no_unsup = tmp_path / "no_unsup"
+    write_parquet_dir(no_unsup, {"train": make_reviews(20, seed=1), "test": make_reviews(20, seed=2)})
+    bad = run_script(SELF_TRAIN, "--data", str(no_unsup), "--out", str(fresh))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and not fresh.exists()
 
 
 def test_the_script_needs_an_unsupervised_split(tmp_path: Path) -> None:
