@@ -70,6 +70,7 @@ def cases(f: dict[str, Path]) -> list[tuple[str, list[str]]]:
         ("negative learning rate", [*train, *TINY, "model.lr=-0.1"]),
         ("`model.lr=abc` (wrong type)", [*train, *TINY, "model.lr=abc"]),
         ("`data.batch_size=1.5` (wrong type)", [*train, *TINY, "data.batch_size=1.5"]),
+        ("misspelled key `model.hiden_size=8`", [*train, *TINY, "model.hiden_size=8"]),
         ("output dir holds another run", ["seqsent.train", *TINY, f"hydra.run.dir={f['good']}"]),
         ("eval into a training run's directory", ["seqsent.eval", f"ckpt_path={ckpt}", f"hydra.run.dir={f['good']}"]),
         ("checkpoint does not exist", ["seqsent.eval", f"ckpt_path={d / 'missing.ckpt'}"]),

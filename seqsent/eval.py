@@ -20,6 +20,7 @@ from seqsent.callbacks import progress_bar
 from seqsent.checkpoint import load_classifier
 from seqsent.config_types import check_config_types
 from seqsent.errors import SeqsentError, report_errors, report_job_errors
+from seqsent.override_keys import check_override_keys
 from seqsent.utils import (
     RUN_MARKERS,
     check_group_choices,
@@ -72,6 +73,7 @@ def _hydra_main(cfg: DictConfig) -> float:
 def main() -> None:
     """Console entry point: one-line errors for unknown config choices, then Hydra."""
     report_errors(check_group_choices)(sys.argv[1:])
+    report_errors(check_override_keys)("eval", sys.argv[1:])
     _hydra_main()
 
 

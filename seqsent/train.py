@@ -32,6 +32,7 @@ from seqsent.callbacks import EpochTimer
 from seqsent.checkpoint import read_checkpoint
 from seqsent.config_types import check_config_types
 from seqsent.errors import SeqsentError, report_errors, report_job_errors
+from seqsent.override_keys import check_override_keys
 from seqsent.utils import (
     RUN_MARKERS,
     check_group_choices,
@@ -188,6 +189,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 def main() -> None:
     """Console entry point: one-line errors for unknown config choices, then Hydra."""
     report_errors(check_group_choices)(sys.argv[1:])
+    report_errors(check_override_keys)("train", sys.argv[1:])
     _hydra_main()
 
 

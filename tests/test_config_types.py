@@ -60,3 +60,45 @@ def test_the_entry_point_stops_in_one_line(tmp_path: Path) -> None:
     proc = run_module("seqsent.train", "data=synthetic", "model.lr=abc", f"hydra.run.dir={tmp_path / 'r'}")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: model.lr='abc': use a number")
+
+
+def test_a_misspelled_key_is_one_line_with_the_likely_key() -> None:
+    from seqsent.override_keys import check_override_keys
+
+    with pytest.raises(SeqsentError) as err:
+        check_override_keys("train", ["model=gru", "model.hiden_size=8"])
+    assert str(err.value) == (
+        "model.hiden_size is not a setting of this config: did you mean model.hidden_size? "
+        "(to add a new key, write +model.hiden_size=...)"
+    )
+    with pytest.raises(SeqsentError, match="did you mean data.n_test"):  # keys of the chosen data config
+        check_override_keys("eval", ["ckpt_path=x.ckpt", "data=synthetic", "data.n_tset=5"])
+    with pytest.raises(SeqsentError, match="trainer.max_epoch is not a setting"):
+        check_override_keys("train", ["-m", "model=rnn,lstm", "trainer.max_epoch=1"])
+
+
+def test_valid_and_hydra_keys_pass_the_key_check() -> None:
+    from seqsent.override_keys import check_override_keys
+
+    check_override_keys(
+        "train",
+        [
+            "-m",
+            "model=rnn,gru",  # a sweep: checked with its first choice
+            "data=synthetic",
+            "data.n_train=50",
+            "callbacks=diagnostics",
+            "callbacks.gradient_flow.every_n_steps=5",
+            "+model.extra=1",  # added on purpose
+            "hydra.run.dir=/tmp/x",
+            "trainer.plugins.0._target_=x",  # into a list
+            "seed=1",
+        ],
+    )
+    check_override_keys("eval", ["ckpt_path=x.ckpt", "trainer.max_epochs=1"])
+
+
+def test_the_entry_point_names_the_misspelled_key(tmp_path: Path) -> None:
+    proc = run_module("seqsent.train", "data=synthetic", "model.hiden_size=8", f"hydra.run.dir={tmp_path / 'r'}")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert "did you mean model.hidden_size?" in proc.stderr and not (tmp_path / "r").exists()
