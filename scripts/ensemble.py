@@ -55,7 +55,7 @@ def main(argv: list[str]) -> dict:
     ckpts = existing_checkpoints(args.ckpts)
     if args.out is not None:
         check_new_output(args.out)
-    test = load_splits(args.data, ("test",))["test"]
+    test = load_splits(args.data, ("test",), option="--data")["test"]
     labels = torch.from_numpy(test.labels)
     members, all_probs = [], []
     for i, ckpt in enumerate(ckpts, 1):

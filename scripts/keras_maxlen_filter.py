@@ -54,7 +54,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 @report_errors
 def main(argv: list[str]) -> dict:
     args = parse_args(argv)
-    splits = load_splits(args.data, ("train", "test"))
+    splits = load_splits(args.data, ("train", "test"), option="--data")
     args.out.mkdir(parents=True)
     summary: dict = {"maxlen": args.maxlen, "out": str(args.out)}
     for name, split in splits.items():

@@ -70,7 +70,7 @@ def main(argv: list[str]) -> dict:
         raise SeqsentError(f"--out {out} is a file: pass a new --out directory")
     if out.exists() and any(out.iterdir()):
         raise SeqsentError(f"{out} is not empty: pass a new --out directory (earlier runs are never overwritten)")
-    load_splits(args.data, ("unsupervised",))  # bad data fails here, before any directory is made
+    load_splits(args.data, ("unsupervised",), option="--data")  # bad data fails here, before any directory is made
     out.mkdir(parents=True, exist_ok=True)
     train = [sys.executable, "-m", "seqsent.train", f"data.path={args.data}"]
     summary: dict = {"out": str(out), "data": args.data, "overrides": overrides, "teachers": []}

@@ -52,7 +52,7 @@ def main(argv: list[str]) -> dict:
     if args.batch_size < 1 or args.limit < 0:
         raise SeqsentError("--batch-size must be >= 1 and --limit >= 0")
     ckpts = existing_checkpoints(args.ckpts)
-    split = load_splits(args.data, (SPLIT,))[SPLIT]
+    split = load_splits(args.data, (SPLIT,), option="--data")[SPLIT]
     texts = split.texts[: args.limit] if args.limit else split.texts
     start, probs = time.perf_counter(), []
     for i, ckpt in enumerate(ckpts, 1):

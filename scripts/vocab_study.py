@@ -70,7 +70,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def leaky_tokenizer_json(path: str, vocab_size: int, punctuation: str) -> str:
     """A vocabulary ranked over every labeled review, train split and test split together."""
-    raw = load_splits(path, ("train", "test"))
+    raw = load_splits(path, ("train", "test"), option="--data")
     texts = list(raw["train"].texts) + list(raw["test"].texts)
     return train_tokenizer(texts, vocab_size, 1, punctuation).to_str()
 

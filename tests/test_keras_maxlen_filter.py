@@ -42,3 +42,9 @@ def test_filter_keeps_reviews_under_maxlen_ids_and_refuses_an_existing_out(tmp_p
     again = run_script(SCRIPT, "--data", str(data), "--out", str(out), "--maxlen", "5")
     assert again.returncode == 2 and "exists" in again.stderr and again.stderr.count("\n") == 1
     assert dict(zip(*pq.read_table(out / "train-00000-of-00001.parquet").to_pydict().values())) == kept
+
+
+def test_data_errors_name_the_scripts_own_option(tmp_path: Path) -> None:
+    proc = run_script(SCRIPT, "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and not (tmp_path / "out").exists()
+    assert proc.stderr.strip().endswith("or --data=/path/to/imdb (parquet files or aclImdb/)")

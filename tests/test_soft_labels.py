@@ -197,7 +197,7 @@ def test_the_script_needs_an_unsupervised_split(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: no unsupervised-*.parquet in {data} (and no aclImdb/unsupervised/ tree): "
-        "put the IMDB unsupervised split there or point data.path elsewhere"
+        "put the IMDB unsupervised split there or point --data elsewhere"
     ]
     assert not (tmp_path / "s.parquet").exists()
 

@@ -23,6 +23,11 @@ LABELED_SPLITS = ("train", "test")
 FIX_HINT = f"set {ENV_DIR}=/path/to/imdb or data.path=/path/to/imdb (parquet files or aclImdb/)"
 
 
+def fix_hint(option: str = "data.path") -> str:
+    """The fix a data error names: the environment variable, or `option` (`--data` in the scripts)."""
+    return FIX_HINT.replace("data.path=", f"{option}=")
+
+
 @dataclass
 class Split:
     """Texts and labels of one split, plus where they came from (for messages and cache keys)."""
@@ -38,12 +43,12 @@ def default_path() -> str:
     return os.environ.get(ENV_DIR) or DEFAULT_HUB_ID
 
 
-def load_splits(path: str, splits: tuple[str, ...] = ("train", "test")) -> dict[str, Split]:
-    """Load the named splits from `path` (local directory or Hub id)."""
+def load_splits(path: str, splits: tuple[str, ...] = ("train", "test"), option: str = "data.path") -> dict[str, Split]:
+    """Load the named splits from `path` (local directory or Hub id); errors name `option` as the fix."""
     local = Path(path).expanduser()
     if local.exists() or not _looks_like_hub_id(path):
-        return _load_local(local, splits)
-    return _load_hub(path, splits)
+        return _load_local(local, splits, option)
+    return _load_hub(path, splits, option)
 
 
 def _looks_like_hub_id(path: str) -> bool:
@@ -52,9 +57,9 @@ def _looks_like_hub_id(path: str) -> bool:
     return len(parts) == 2 and all(parts) and not path.startswith((".", "~"))
 
 
-def _load_local(root: Path, splits: tuple[str, ...]) -> dict[str, Split]:
+def _load_local(root: Path, splits: tuple[str, ...], option: str) -> dict[str, Split]:
     if not root.is_dir():
-        raise SeqsentError(f"data directory {root} does not exist: {FIX_HINT}")
+        raise SeqsentError(f"data directory {root} does not exist: {fix_hint(option)}")
     acl = _find_acl_root(root)
     if acl is not None:
         return {split: _load_acl_split(acl, split) for split in splits}
@@ -63,10 +68,10 @@ def _load_local(root: Path, splits: tuple[str, ...]) -> dict[str, Split]:
         matches = sorted(root.glob(f"{split}-*.parquet")) or sorted(root.glob(f"{split}.parquet"))
         if not matches:
             if not any(root.iterdir()):
-                raise SeqsentError(f"data directory {root} is empty: {FIX_HINT}")
+                raise SeqsentError(f"data directory {root} is empty: {fix_hint(option)}")
             raise SeqsentError(
                 f"no {split}-*.parquet in {root} (and no aclImdb/{split}/ tree): "
-                f"put the IMDB {split} split there or point data.path elsewhere"
+                f"put the IMDB {split} split there or point {option} elsewhere"
             )
         if len(matches) > 1:
             raise SeqsentError(f"several {split} files in {root} ({', '.join(m.name for m in matches)}): keep one")
@@ -146,17 +151,17 @@ def _review_order(file: Path) -> tuple[int, str]:
     return (int(head), file.name) if head.isdigit() else (0, file.name)
 
 
-def _load_hub(hub_id: str, splits: tuple[str, ...]) -> dict[str, Split]:
+def _load_hub(hub_id: str, splits: tuple[str, ...], option: str) -> dict[str, Split]:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
     if not offline and not _hub_reachable():
-        raise SeqsentError(f"cannot reach the Hugging Face Hub to download {hub_id!r}: {FIX_HINT}")
+        raise SeqsentError(f"cannot reach the Hugging Face Hub to download {hub_id!r}: {fix_hint(option)}")
     out: dict[str, Split] = {}
     for split in splits:
         try:
             ds = datasets.load_dataset(hub_id, split=split)
         except Exception as err:
             msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise SeqsentError(f"cannot load split {split!r} of {hub_id!r} ({msg}): {FIX_HINT}") from None
+            raise SeqsentError(f"cannot load split {split!r} of {hub_id!r} ({msg}): {fix_hint(option)}") from None
         out[split] = _to_split(ds, f"{hub_id}[{split}]", split, f"hub:{hub_id}:{ds._fingerprint}")
     return out
 
