@@ -20,6 +20,25 @@ from seqsent.data.synthetic import make_reviews, write_parquet_dir  # noqa: E402
 REAL_IMDB_DIR = os.environ.get("SEQSENT_IMDB_DIR")
 
 
+ISOLATED = ("SEQSENT_CACHE_DIR", "SEQSENT_OUTPUT_DIR", "SEQSENT_IMDB_DIR")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The same isolation for module-scoped fixtures, which are built before `isolated_dirs` runs:
+    a session cache and output dir, and no real data directory."""
+    saved = {key: os.environ.get(key) for key in ISOLATED}
+    root = tmp_path_factory.mktemp("session")
+    os.environ["SEQSENT_CACHE_DIR"], os.environ["SEQSENT_OUTPUT_DIR"] = str(root / "cache"), str(root / "runs")
+    os.environ.pop("SEQSENT_IMDB_DIR", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test writes its cache and runs under its own tmp dir, never ~/.cache or outputs/."""
