@@ -24,11 +24,10 @@ import re
 import sys
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from seqsent.data.sources import load_splits
+from seqsent.data.synthetic import write_parquet_dir
 from seqsent.errors import SeqsentError, report_errors
+from seqsent.utils import check_new_output
 
 WORD = re.compile(r"[a-z0-9']+")
 
@@ -46,8 +45,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.maxlen < 2:
         raise SeqsentError(f"--maxlen {args.maxlen}: use at least 2 (the start id and one word)")
-    if args.out.exists():
-        raise SeqsentError(f"--out {args.out} exists: give a new directory")
+    check_new_output(args.out)
     return args
 
 
@@ -55,14 +53,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> dict:
     args = parse_args(argv)
     splits = load_splits(args.data, ("train", "test"), option="--data")
-    args.out.mkdir(parents=True)
     summary: dict = {"maxlen": args.maxlen, "out": str(args.out)}
     for name, split in splits.items():
         keep = [i for i, text in enumerate(split.texts) if keras_length(text) < args.maxlen]
         texts = [split.texts[i] for i in keep]
         labels = [int(split.labels[i]) for i in keep]
-        table = pa.table({"text": pa.array(texts, pa.string()), "label": pa.array(labels, pa.int64())})
-        pq.write_table(table, args.out / f"{name}-00000-of-00001.parquet")
+        write_parquet_dir(args.out, {name: (texts, labels)})
         summary[name] = {"reviews": len(keep), "of": len(split.texts), "positive": sum(labels)}
         print(f"[keras_maxlen_filter] {name}: kept {len(keep)} of {len(split.texts)} reviews", file=sys.stderr)
     print(json.dumps(summary, indent=2))
