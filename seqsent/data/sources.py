@@ -20,12 +20,11 @@ from seqsent.errors import SeqsentError
 DEFAULT_HUB_ID = "stanfordnlp/imdb"
 ENV_DIR = "SEQSENT_IMDB_DIR"
 LABELED_SPLITS = ("train", "test")
-FIX_HINT = f"set {ENV_DIR}=/path/to/imdb or data.path=/path/to/imdb (parquet files or aclImdb/)"
 
 
 def fix_hint(option: str = "data.path") -> str:
     """The fix a data error names: the environment variable, or `option` (`--data` in the scripts)."""
-    return FIX_HINT.replace("data.path=", f"{option}=")
+    return f"set {ENV_DIR}=/path/to/imdb or {option}=/path/to/imdb (parquet files or aclImdb/)"
 
 
 @dataclass
