@@ -20,15 +20,8 @@ from seqsent.callbacks import progress_bar
 from seqsent.checkpoint import load_classifier
 from seqsent.config_types import check_config_types
 from seqsent.errors import SeqsentError, report_errors, report_job_errors
-from seqsent.override_keys import check_override_keys
-from seqsent.utils import (
-    RUN_MARKERS,
-    check_group_choices,
-    config_dir,
-    register_resolvers,
-    settle_hydra_record,
-    write_json,
-)
+from seqsent.override_keys import check_overrides
+from seqsent.utils import config_dir, register_resolvers, run_markers, settle_hydra_record, write_json
 
 register_resolvers()
 
@@ -36,7 +29,7 @@ register_resolvers()
 def check_eval_dir(run_dir: Path, subdir: str | None) -> None:
     """Refuse to evaluate into a directory holding a run or an earlier evaluation (nothing of
     theirs is overwritten: the fresh config record Hydra wrote there is removed again)."""
-    found = [m for m in RUN_MARKERS if (run_dir / m).exists()]
+    found = run_markers(run_dir)
     settle_hydra_record(run_dir, subdir, accepted=not found)
     if found:
         raise SeqsentError(
@@ -71,9 +64,8 @@ def _hydra_main(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    """Console entry point: one-line errors for unknown config choices, then Hydra."""
-    report_errors(check_group_choices)(sys.argv[1:])
-    report_errors(check_override_keys)("eval", sys.argv[1:])
+    """Console entry point: one-line errors for unknown config choices or keys, then Hydra."""
+    report_errors(check_overrides)("eval", sys.argv[1:])
     _hydra_main()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig
 
 from seqsent.errors import SeqsentError
-from seqsent.utils import config_dir, register_resolvers
+from seqsent.utils import check_group_choices, config_dir, register_resolvers
 
 
 def _has_key(cfg: DictConfig, dotted: str) -> bool:
@@ -82,3 +82,10 @@ def check_override_keys(config_name: str, argv: list[str]) -> None:
         close = difflib.get_close_matches(key, known, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise SeqsentError(f"{key} is not a setting of this config: {hint}(to add a new key, write +{key}=...)")
+
+
+def check_overrides(config_name: str, argv: list[str]) -> None:
+    """The command line's checks before Hydra runs: group choices that exist (`check_group_choices`),
+    then keys that exist (`check_override_keys`)."""
+    check_group_choices(argv)
+    check_override_keys(config_name, argv)

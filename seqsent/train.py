@@ -32,22 +32,15 @@ from seqsent.callbacks import EpochTimer
 from seqsent.checkpoint import read_checkpoint
 from seqsent.config_types import check_config_types
 from seqsent.errors import SeqsentError, report_errors, report_job_errors
-from seqsent.override_keys import check_override_keys
-from seqsent.utils import (
-    RUN_MARKERS,
-    check_group_choices,
-    config_dir,
-    register_resolvers,
-    settle_hydra_record,
-    write_json,
-)
+from seqsent.override_keys import check_overrides
+from seqsent.utils import config_dir, register_resolvers, run_markers, settle_hydra_record, write_json
 
 register_resolvers()
 
 
 def check_run_dir(run_dir: Path, ckpt_path: str | None) -> None:
     """Refuse to write a new run into a directory that holds another run (resuming is fine)."""
-    found = [m for m in RUN_MARKERS if (run_dir / m).exists()]
+    found = run_markers(run_dir)
     if not found or any(run_dir.glob("hpc_ckpt_*.ckpt")):  # hpc_ckpt: a requeued SLURM job resumes
         return
     if ckpt_path == "last" or (ckpt_path and Path(ckpt_path).resolve().is_relative_to(run_dir.resolve())):
@@ -187,9 +180,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """Console entry point: one-line errors for unknown config choices, then Hydra."""
-    report_errors(check_group_choices)(sys.argv[1:])
-    report_errors(check_override_keys)("train", sys.argv[1:])
+    """Console entry point: one-line errors for unknown config choices or keys, then Hydra."""
+    report_errors(check_overrides)("train", sys.argv[1:])
     _hydra_main()
 
 

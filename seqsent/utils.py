@@ -41,6 +41,11 @@ FRESH_RECORD = ".hydra-new-"
 RUN_MARKERS = ("metrics.json", "checkpoints", "tensorboard")  # what a training or eval run leaves
 
 
+def run_markers(run_dir: Path) -> list[str]:
+    """The `RUN_MARKERS` present in `run_dir`: what says it already holds a run or an evaluation."""
+    return [m for m in RUN_MARKERS if (run_dir / m).exists()]
+
+
 def hydra_subdir(ckpt: Any, output_dir: Any = None) -> str:
     """`.hydra` for a new run; a fresh `.hydra-resume-<id>` for a resumed one; a fresh
     `.hydra-new-<id>` when `output_dir` already holds a `.hydra` record. Hydra writes the record
