@@ -178,3 +178,25 @@ def test_gradient_guard_leaves_fp16_loss_scale_overflows_to_the_scaler(precision
             model.on_before_optimizer_step(None)
     else:
         model.on_before_optimizer_step(None)
+
+
+def test_cache_writer_that_loses_the_race_keeps_the_winners_entry(tmp_path: Path) -> None:
+    """The losing side of the race the test above cannot force: its rename fails on the finished
+    entry; it must keep that entry as it is, raise nothing and leave no temporary directory."""
+    from seqsent.data.cache import EncodedSplit, _read_entry, _write_entry
+
+    entry = tmp_path / "prep-abc"
+    split = EncodedSplit(ids=np.arange(5), offsets=np.array([0, 2, 5]), labels=np.array([0, 1]))
+    _write_entry(entry, '{"winner": 1}', {"train": split}, {"k": 1})
+    before = {p.name: p.read_bytes() for p in entry.iterdir()}
+    _write_entry(entry, '{"loser": 2}', {"train": split}, {"k": 1})
+    assert {p.name: p.read_bytes() for p in entry.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["prep-abc"]
+    assert _read_entry(entry, ("train",))[0] == '{"winner": 1}'
+    # a rename that fails with no finished entry in place is a real error, and the partial build goes
+    blocked = tmp_path / "prep-blocked"
+    blocked.mkdir()
+    (blocked / "stray").write_text("not an entry")
+    with pytest.raises(OSError):
+        _write_entry(blocked, "{}", {"train": split}, {"k": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prep-abc", "prep-blocked"]
