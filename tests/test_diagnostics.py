@@ -77,6 +77,57 @@ def test_norms_match_a_hand_unrolled_rnn_per_review() -> None:
     assert flow.mean_norms()[-1] < flow.mean_norms()[0]  # a random RNN's gradient shrinks going back
 
 
+def unmasked_rows(model: SequenceClassifier, batch: dict[str, torch.Tensor], width: int) -> list[tuple[int, torch.Tensor]]:
+    """Per review: (m, embedded (width, E)): its last m = min(length, width) tokens pre-padded to
+    `width`, as a model with `unmasked_len=width` reads it, built here from the raw batch."""
+    rows = []
+    for row, n in enumerate(batch["lengths"].tolist()):
+        m = min(n, width)
+        own = batch["tokens"][row, batch["tokens"].size(1) - n :][-m:]  # pre-padded batch: the last n are the review
+        rows.append((m, model.embedding(torch.cat([torch.zeros(width - m, dtype=own.dtype), own]))))
+    return rows
+
+
+def test_norms_of_a_model_that_reads_padding_count_the_review_steps_only() -> None:
+    """`unmasked_len`: each review is pre-padded (or cut) to that width; distance 0 is its last
+    token at the final step, and the padding steps it reads are left out."""
+    width = 9
+    model = model_of("rnn", unmasked_len=width).double()
+    batch = batch_of(side="pre")  # lengths 12, 7, 3, 12: two are longer than the width
+    flow = gradient_flow(model, batch)
+    rnn = model.encoder.forward_layers[0]
+    per_distance: dict[int, list[float]] = {}
+    for row, (m, x) in enumerate(unmasked_rows(model, batch, width)):
+        h, states = torch.zeros(6, dtype=torch.float64), []
+        for t in range(width):
+            h = torch.tanh(rnn.weight_ih_l0 @ x[t] + rnn.bias_ih_l0 + rnn.weight_hh_l0 @ h + rnn.bias_hh_l0)
+            states.append(h)
+        loss = F.binary_cross_entropy_with_logits(model.head(h).squeeze(), batch["labels"][row].double())
+        grads = torch.autograd.grad(loss, states)
+        for t in range(width - m, width):
+            per_distance.setdefault(width - 1 - t, []).append(float(grads[t].norm()))
+    expected = torch.tensor([sum(v) / len(v) for _, v in sorted(per_distance.items())], dtype=torch.float64)
+    assert flow.count.tolist()[:width] == [len(v) for _, v in sorted(per_distance.items())]
+    torch.testing.assert_close(flow.mean_norms()[:width], expected, rtol=1e-6, atol=1e-12)
+
+
+def test_gate_statistics_of_a_model_that_reads_padding_cover_the_review_steps_only() -> None:
+    width = 9
+    model = model_of("lstm", unmasked_len=width, bidirectional=True).double()
+    batch = batch_of(side="post")
+    stats = gradient_flow(model, batch).gate_stats()
+    layers = {"l0": model.encoder.forward_layers[0], "l0_reverse": model.encoder.backward_layers[0]}
+    for name, layer in layers.items():
+        values = []
+        for m, x in unmasked_rows(model, batch_of(side="pre"), width):  # the same reviews, pre-padded
+            if name.endswith("_reverse"):  # the backward direction reads the sequence reversed
+                values.append(lstm_gates(layer, x.flip(0)[None])["f"][0, :m])
+            else:
+                values.append(lstm_gates(layer, x[None])["f"][0, width - m :])
+        expected = torch.cat(values).mean().item()
+        assert stats[f"{name}/forget_mean"] == pytest.approx(expected, rel=1e-9)
+
+
 @pytest.mark.parametrize("start_training", [True, False])
 def test_analysis_leaves_the_model_untouched(start_training: bool) -> None:
     model = model_of("lstm", num_layers=2, bidirectional=True, dropout=0.3)

@@ -7,7 +7,9 @@ flow.gate_stats()                    # {"l0/forget_mean": ..., "l0/forget_satura
 `h_t` are the per-step outputs of the top encoder layer's forward direction (what
 `RecurrentEncoder.sequence` returns first). Reviews are left-aligned with different lengths, so
 steps are indexed by their distance from the review's last token (0 = last token) and averaged
-over the reviews that have that step. The loss is each review's own BCE loss (a sum over the
+over the reviews that have that step. Only the review's own tokens count: a model that reads
+padding (`unmasked_len`) gets each review pre-padded to that length, and its padding steps are left
+out of the norms and the gate statistics too. The loss is each review's own BCE loss (a sum over the
 batch), so a review's gradient does not depend on the batch size.
 """
 
@@ -41,7 +43,7 @@ CELLS: dict[str, Callable[..., nn.Module]] = {
 class GradFlow:
     """Sums over reviews (so batches merge by addition): per-distance gradient norms and gate stats."""
 
-    norm_sum: Tensor  # (T,) float64: sum over reviews of ||dLoss_b/dh_t|| at distance d = length_b - 1 - t
+    norm_sum: Tensor  # (T,) float64: sum over reviews of ||dLoss_b/dh_t|| at distance d = end_b - t
     count: Tensor  # (T,) int64: reviews that have a step at distance d
     gate_sum: dict[str, float] = field(default_factory=dict)  # "l0/forget_mean" -> sum over valid gate values
     gate_count: dict[str, int] = field(default_factory=dict)  # "l0" -> valid (step, unit) pairs
@@ -98,8 +100,12 @@ def gradient_flow(model: SequenceClassifier, batch: Batch, gates: bool = True) -
     labels = batch["labels"].to(device)
     states: list[Tensor] = []
     inputs: dict[str, Tensor] = {}
+    seen: list[Tensor] = []  # the lengths the encoder is given (not the reviews' own with `unmasked_len`)
     top = model.encoder.forward_layers[-1]
-    hooks = [top.register_forward_hook(lambda module, args, out: unroll(module, args[0], states))]
+    hooks = [
+        model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[1])),
+        top.register_forward_hook(lambda module, args, out: unroll(module, args[0], states)),
+    ]
     if gates:
         for name, layer in lstm_layers(model).items():
             hooks.append(layer.register_forward_hook(_keep_input(inputs, name)))
@@ -115,13 +121,21 @@ def gradient_flow(model: SequenceClassifier, batch: Batch, gates: bool = True) -
             hook.remove()
         model.train(was_training)
     norms = torch.stack([_norm(g, s) for g, s in zip(grads, states)], dim=1)  # (B, T), left-aligned steps
-    steps = lengths.unsqueeze(1) - 1 - torch.arange(norms.size(1), device=device).unsqueeze(0)  # (B, D)
-    valid = steps >= 0
-    by_distance = norms.gather(1, steps.clamp(min=0)) * valid
+    # each review's last token is at step end_b; its own tokens are the n_b steps up to it
+    end = seen[0].to(device) - 1
+    n = torch.minimum(lengths, end + 1)
+    distance = torch.arange(norms.size(1), device=device).unsqueeze(0)  # (1, D)
+    valid = distance < n.unsqueeze(1)
+    by_distance = norms.gather(1, (end.unsqueeze(1) - distance).clamp(min=0)) * valid
     flow = GradFlow(by_distance.sum(0).double().cpu(), valid.sum(0).long().cpu())
     layers = lstm_layers(model)
     for name, inp in inputs.items():
-        _add_gate_sums(flow, name, layers[name], inp, lengths)
+        step = torch.arange(inp.size(1), device=device).unsqueeze(0)  # (1, T)
+        if name.endswith("_reverse"):  # reversed within the encoder's lengths: the review comes first
+            mask = step < n.unsqueeze(1)
+        else:
+            mask = (step <= end.unsqueeze(1)) & (step > (end - n).unsqueeze(1))
+        _add_gate_sums(flow, name, layers[name], inp, mask)
     return flow
 
 
@@ -175,9 +189,9 @@ def lstm_gates(layer: nn.Module, inputs: Tensor) -> dict[str, Tensor]:
     return scratch.last_gates
 
 
-def _add_gate_sums(flow: GradFlow, name: str, layer: nn.Module, inputs: Tensor, lengths: Tensor) -> None:
+def _add_gate_sums(flow: GradFlow, name: str, layer: nn.Module, inputs: Tensor, mask: Tensor) -> None:
+    """Add a layer's gate sums over the steps in `mask` (B, T): the reviews' own tokens."""
     gates = lstm_gates(layer, inputs)
-    mask = torch.arange(inputs.size(1), device=inputs.device).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
     low, high = SATURATION
     for key, label in GATES.items():
         values = gates[key][mask].double()  # (valid steps, H)
