@@ -139,6 +139,34 @@ def test_student_experiment_is_the_default_recipe_on_soft_labels(tmp_path: Path)
         assert student.data[key] == base.data[key], key
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_long_range_experiment_must_carry_the_cue_with_the_scripts_budget(cell: str, tmp_path: Path) -> None:
+    """experiment=long_range: a unidirectional model summarized at the last step (a backward
+    direction or max pooling would read the cue directly), with scripts/long_range.py's defaults."""
+    import importlib.util
+
+    cfg = composed("train", ["experiment=long_range", f"model={cell}", f"hydra.runtime.output_dir={tmp_path}"])
+    assert cfg.data._target_ == "seqsent.data.LongRangeDataModule"
+    model = instantiate(cfg.model)
+    assert (model.hparams.cell, model.hparams.bidirectional, model.hparams.pooling) == (cell, False, "last")
+    assert model.bigrams is None and model.trigrams is None
+    spec = importlib.util.spec_from_file_location("long_range_script", CONF.parent / "scripts" / "long_range.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = script.parse_args([])
+    assert (cfg.model.embed_dim, cfg.model.hidden_size, cfg.model.lr, cfg.model.init) == (
+        args.embed_dim,
+        args.hidden_size,
+        args.lr,
+        args.init,
+    )
+    assert (cfg.trainer.max_epochs, cfg.trainer.gradient_clip_val, cfg.data.batch_size) == (
+        args.epochs,
+        args.clip,
+        args.batch_size,
+    )
+
+
 def test_a_directory_with_a_record_gets_a_fresh_one_then_keeps_or_drops_it(tmp_path: Path) -> None:
     from seqsent.utils import hydra_subdir, settle_hydra_record
 

@@ -77,7 +77,9 @@ def test_norms_match_a_hand_unrolled_rnn_per_review() -> None:
     assert flow.mean_norms()[-1] < flow.mean_norms()[0]  # a random RNN's gradient shrinks going back
 
 
-def unmasked_rows(model: SequenceClassifier, batch: dict[str, torch.Tensor], width: int) -> list[tuple[int, torch.Tensor]]:
+def unmasked_rows(
+    model: SequenceClassifier, batch: dict[str, torch.Tensor], width: int
+) -> list[tuple[int, torch.Tensor]]:
     """Per review: (m, embedded (width, E)): its last m = min(length, width) tokens pre-padded to
     `width`, as a model with `unmasked_len=width` reads it, built here from the raw batch."""
     rows = []

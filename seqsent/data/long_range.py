@@ -1,11 +1,13 @@
 """A long-range dependency task: the label is carried by a few sentiment words far from the end.
 
-    python -m seqsent.train data=long_range data.distance=100 model=rnn
+    python -m seqsent.train experiment=long_range data.distance=100 model=rnn
 
 Each sequence is `lead` (0..`max_lead`, random) neutral filler words, then `n_cues` sentiment
 words of the label's polarity, then exactly `distance` filler words: the last cue word lies
 `distance` steps before the last token (0 = it is the last token). A forward RNN reads the cue
-early and must carry it over `distance` steps of filler. Written as Hub-style parquet files and
+early and must carry it over `distance` steps of filler. `experiment=long_range` gives the model
+that has to (unidirectional, last-step summary): a backward direction or max pooling reads the cue
+directly, and the default model has both. Written as Hub-style parquet files and
 loaded through `IMDBDataModule`, like `seqsent.data.synthetic`.
 """
 
