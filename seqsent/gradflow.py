@@ -66,7 +66,7 @@ def gradflow(cfg: DictConfig) -> dict:
     out = Path(cfg.out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     split = "validation" if cfg.split == "val" else "test"
-    title = f"mean over the first {n} {split} reviews of {Path(report['data_path']).name}"
+    title = f"the first {n} {split} reviews of {Path(report['data_path']).name}"
     plot_gradient_flow(flows, title=title).savefig(out, dpi=cfg.dpi)
     write_json(run_dir / "gradflow.json", report)
     print(f"\n== seqsent gradflow ==\n  figure: {out}\n  numbers: {run_dir / 'gradflow.json'}", flush=True)
@@ -98,22 +98,23 @@ def _datamodule(cfg: DictConfig, model: SequenceClassifier, path: str) -> IMDBDa
 
 
 def _describe(flow: GradFlow, path: str, cell: str) -> dict:
-    norms = flow.mean_norms()
     return {
         "ckpt_path": str(Path(path).resolve()),
         "cell": cell,
-        "mean_grad_norm_by_distance": [None if math.isnan(v) else v for v in norms.tolist()],
+        "mean_grad_norm_by_distance": [None if math.isnan(v) else v for v in flow.mean_norms().tolist()],
+        "geomean_grad_norm_by_distance": [None if math.isnan(v) else v for v in flow.geomean_norms().tolist()],
         "reviews_by_distance": flow.count.tolist(),
         "gates": flow.gate_stats(),
     }
 
 
 def _summary_line(flow: GradFlow) -> str:
-    norms = flow.mean_norms()
-    parts = [f"d{d} {norms[d].item():.2e}" for d in SHOWN if d < len(norms) and flow.count[d] > 0]
+    geo, mean = flow.geomean_norms(), flow.mean_norms()
+    shown = [d for d in SHOWN if d < len(mean) and flow.count[d] > 0]
+    parts = [f"d{d} {geo[d].item():.1e} ({mean[d].item():.1e})" for d in shown]
     gates = flow.gate_stats()
     forget = [f"{k.split('/')[0]} forget {v:.2f}" for k, v in gates.items() if k.endswith("forget_mean")]
-    line = "mean ||dLoss/dh_t|| at steps before the end: " + ", ".join(parts)
+    line = "||dLoss/dh_t|| at steps before the end, geometric mean (mean): " + ", ".join(parts)
     return line + ("; " + ", ".join(forget) if forget else "")
 
 

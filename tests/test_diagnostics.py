@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import lightning as L
@@ -75,6 +76,9 @@ def test_norms_match_a_hand_unrolled_rnn_per_review() -> None:
     expected = torch.tensor([sum(v) / len(v) for _, v in sorted(per_distance.items())], dtype=torch.float64)
     torch.testing.assert_close(flow.mean_norms(), expected, rtol=1e-6, atol=1e-12)
     assert flow.mean_norms()[-1] < flow.mean_norms()[0]  # a random RNN's gradient shrinks going back
+    geometric = [math.exp(sum(map(math.log, v)) / len(v)) for _, v in sorted(per_distance.items())]
+    torch.testing.assert_close(flow.geomean_norms(), torch.tensor(geometric, dtype=torch.float64), rtol=1e-6, atol=0)
+    assert (flow.geomean_norms() <= flow.mean_norms() * (1 + 1e-12)).all()  # AM >= GM
 
 
 def unmasked_rows(
@@ -165,6 +169,7 @@ def test_batches_merge_by_summing() -> None:
     parts = gradient_flow_over(model, [{k: v[rows] for k, v in batch.items()} for rows in ([0, 1], [2], [3])])
     assert torch.equal(parts.count, whole.count)
     torch.testing.assert_close(parts.mean_norms(), whole.mean_norms(), rtol=1e-4, atol=1e-8)
+    torch.testing.assert_close(parts.geomean_norms(), whole.geomean_norms(), rtol=1e-4, atol=0)
 
 
 def tiny_fit(root: Path, callbacks: list, cell: str = "lstm", logger: bool = False) -> SequenceClassifier:
@@ -196,6 +201,7 @@ def test_callback_writes_figure_histogram_and_scalars(tmp_path: Path) -> None:
     tags = acc.Tags()
     assert "diag/grad_flow" in tags["images"] and "diag/grad_norm_per_step" in tags["histograms"]
     assert {"diag/grad_norm/d0", "diag/grad_norm/d10", "diag/gates/l0/forget_mean"} <= set(tags["scalars"])
+    assert {"diag/grad_norm_geomean/d0", "diag/grad_norm_geomean/d10"} <= set(tags["scalars"])
     assert "diag/gates/l0/output_saturated" in tags["scalars"]
     assert [e.step for e in acc.Images("diag/grad_flow")] == [1, 2, 3]
 
@@ -256,6 +262,7 @@ def test_gradflow_cli_draws_checkpoints_side_by_side(tmp_path: Path) -> None:
     assert set(numbers["models"]) == {"RNN", "LSTM"} == set(report["models"])
     assert numbers["models"]["LSTM"]["gates"] and not numbers["models"]["RNN"]["gates"]
     assert len(numbers["models"]["RNN"]["mean_grad_norm_by_distance"]) == 30
+    assert len(numbers["models"]["RNN"]["geomean_grad_norm_by_distance"]) == 30
     assert numbers["models"]["RNN"]["reviews_by_distance"][0] == 20
 
     cfg = gradflow_config(tmp_path, [*data, f"ckpt_paths=[{paths['rnn']}]", "labels=[A,B]"])

@@ -7,10 +7,11 @@ Every `every_n_steps` training steps it runs the model (in eval mode, without to
 training: no `.grad`, no random state consumed, train mode restored) on a fixed validation batch,
 the first `batch_size` reviews of `trainer.datamodule.val_dataloader()`, taken once, and logs
 
-- `diag/grad_flow` (TensorBoard image): mean ||dLoss/dh_t|| against steps before the end, log y,
-  with the LSTM gate panel for LSTM cells;
-- `diag/grad_norm_per_step` (TensorBoard histogram): those per-step norms;
-- scalars `diag/grad_norm/d<k>` (k steps before the end) and, for LSTM cells,
+- `diag/grad_flow` (TensorBoard image): ||dLoss/dh_t|| against steps before the end, log y, its
+  geometric mean over the reviews (solid) and mean (dashed), with the LSTM gate panel for LSTM cells;
+- `diag/grad_norm_per_step` (TensorBoard histogram): the per-step mean norms;
+- scalars `diag/grad_norm/d<k>` (the mean, k steps before the end), `diag/grad_norm_geomean/d<k>`
+  (the geometric mean) and, for LSTM cells,
   `diag/gates/<layer>/{forget,input,output}_{mean,saturated}` to every logger.
 """
 
@@ -71,7 +72,10 @@ class GradientFlow(Callback):
     def log_flow(self, trainer: L.Trainer, flow: GradFlow, step: int, label: str = "model") -> None:
         """Scalars to every logger; the figure and the histogram to TensorBoard loggers."""
         norms = flow.mean_norms()
-        scalars = {f"diag/grad_norm/d{d}": float(norms[d]) for d in DISTANCES if d < len(norms) and flow.count[d] > 0}
+        geo = flow.geomean_norms()
+        shown = [d for d in DISTANCES if d < len(norms) and flow.count[d] > 0]
+        scalars = {f"diag/grad_norm/d{d}": float(norms[d]) for d in shown}
+        scalars.update({f"diag/grad_norm_geomean/d{d}": float(geo[d]) for d in shown})
         scalars.update({f"diag/gates/{key}": value for key, value in flow.gate_stats().items()})
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=step)

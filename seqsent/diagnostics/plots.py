@@ -11,7 +11,9 @@ GATE_COLUMNS = [f"{label}_mean" for label in GATES.values()] + [f"{label}_satura
 
 
 def plot_gradient_flow(flows: dict[str, GradFlow], title: str | None = None, min_count: int = 1) -> Figure:
-    """One line per model: mean ||dLoss/dh_t|| against steps before the review's last token (log y).
+    """Per model: ||dLoss/dh_t|| against steps before the review's last token (log y), its
+    geometric mean over reviews (solid: the typical review) and its mean (dashed: led by the few
+    reviews whose gradient survives longest).
 
     A second panel shows gate statistics (mean value and saturated fraction of the forget, input
     and output gates) when any model has LSTM layers. Distances that fewer than `min_count`
@@ -22,12 +24,14 @@ def plot_gradient_flow(flows: dict[str, GradFlow], title: str | None = None, min
     axes = fig.subplots(1, 2 if has_gates else 1, squeeze=False)[0]
     ax = axes[0]
     for label, flow in flows.items():
-        norms = flow.mean_norms().numpy()
-        keep = (flow.count.numpy() >= min_count) & (norms > 0)
-        ax.plot(np.arange(len(norms))[keep], norms[keep], label=label, linewidth=1.6)
+        geo, mean = flow.geomean_norms().numpy(), flow.mean_norms().numpy()
+        keep = (flow.count.numpy() >= min_count) & (geo > 0)
+        steps = np.arange(len(geo))
+        (line,) = ax.plot(steps[keep], geo[keep], label=label, linewidth=1.6)
+        ax.plot(steps[keep], mean[keep], color=line.get_color(), linewidth=0.9, linestyle="--", alpha=0.7)
     ax.set_yscale("log")
     ax.set_xlabel("steps before the review's last token (0 = last token)")
-    ax.set_ylabel("mean ||dLoss / dh_t||")
+    ax.set_ylabel("||dLoss / dh_t||: geometric mean (solid), mean (dashed)")
     ax.set_title("gradient reaching each step (top layer, forward direction)")
     ax.grid(True, which="both", alpha=0.3)
     if flows:
