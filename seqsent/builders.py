@@ -73,7 +73,9 @@ def tensorboard_dir(loggers: list[Logger]) -> Path | None:
 
 
 def checkpoint_datamodule(data_cfg: DictConfig, model: L.LightningModule, ckpt_path: str) -> L.LightningDataModule:
-    """`data_cfg` instantiated with the checkpoint's own vocabulary, max_len, padding and truncation."""
+    """`data_cfg` instantiated with the checkpoint's own vocabulary, max_len, padding and truncation,
+    and its validation split (fraction and seed; checkpoints from before 2026-11-26 lack them, and
+    `data_cfg`'s are used), so `val` means the reviews the run validated on, not training reviews."""
     prep = preprocessing_of(model, ckpt_path)
-    keys = ("tokenizer_json", "max_len", "padding", "truncation")
-    return instantiate(data_cfg, **{k: prep[k] for k in keys})
+    keys = ("tokenizer_json", "max_len", "padding", "truncation", "val_fraction", "split_seed")
+    return instantiate(data_cfg, **{k: prep[k] for k in keys if k in prep})

@@ -269,3 +269,30 @@ def test_gradflow_cli_draws_checkpoints_side_by_side(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         gradflow(cfg)
     assert exit_info.value.code == 2
+
+
+def test_checkpoints_validation_split_is_what_val_analyses_read(tmp_path: Path) -> None:
+    """gradflow split=val (and any checkpoint_datamodule) uses the split the run validated on, not
+    the command's data.val_fraction / data.split_seed, which would mix in training reviews."""
+    from seqsent.builders import checkpoint_datamodule
+    from seqsent.checkpoint import load_classifier
+
+    trained = SyntheticDataModule(n_train=100, n_test=20, vocab_size=50, max_len=30, val_fraction=0.3, split_seed=7)
+    trained.setup()
+    ckpt = tmp_path / "rnn.ckpt"
+    write_checkpoint(ckpt, "rnn", trained)
+    cfg = gradflow_config(tmp_path, ["data=synthetic", "data.n_train=100", "data.n_test=20", "data.vocab_size=50"])
+    assert (cfg.data.val_fraction, cfg.data.split_seed) != (0.3, 7)
+    again = checkpoint_datamodule(cfg.data, load_classifier(str(ckpt)), str(ckpt))
+    again.setup("fit")
+    assert len(again.val_set) == len(trained.val_set) == 30
+    assert [again.val_set[i][0].tolist() for i in range(30)] == [trained.val_set[i][0].tolist() for i in range(30)]
+    # a checkpoint from before the split was saved: the command's split, as before
+    old = tmp_path / "old.ckpt"
+    write_checkpoint(old, "rnn", trained)
+    payload = torch.load(old, weights_only=True)
+    del payload[PREPROCESSING_KEY]["val_fraction"], payload[PREPROCESSING_KEY]["split_seed"]
+    torch.save(payload, old)
+    fallback = checkpoint_datamodule(cfg.data, load_classifier(str(old)), str(old))
+    fallback.setup("fit")
+    assert len(fallback.val_set) == round(100 * cfg.data.val_fraction)

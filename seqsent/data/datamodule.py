@@ -226,6 +226,8 @@ class IMDBDataModule(L.LightningDataModule):
             "padding": self.padding,
             "truncation": self.truncation,
             "pad_id": PAD_ID,
+            "val_fraction": self.val_fraction,  # which training reviews validated: diagnostics on `val` reuse it
+            "split_seed": self.split_seed,
         }
 
     def summary(self) -> str:
