@@ -96,6 +96,24 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference: tuple[Pa
     assert len(events) >= 2  # one TensorBoard run directory, continued
 
 
+def test_sigkill_after_an_epoch_end_checkpoint_then_resume_matches_uninterrupted(reference: tuple[Path, dict]) -> None:
+    """The newest checkpoint is the one from the end of epoch 1: the resumed run starts a fresh
+    epoch, whose DataLoader iterator draws from the global RNG just as the uninterrupted run's did."""
+    root, expected = reference
+    kill = ["+callbacks.kill._target_=faults.KillAt", "+callbacks.kill.at_step=43"]  # step 3 of epoch 2
+    no_step_ckpt = "callbacks.step_checkpoint.every_n_train_steps=1000"
+    proc = launch(root, *RUN, no_step_ckpt, *kill, f"hydra.run.dir={root / 'e'}")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    ckpt = torch.load(root / "e" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 40  # the end of epoch 1
+    resumed = train(root, "e", no_step_ckpt, f"ckpt_path={root / 'e' / 'checkpoints' / 'last.ckpt'}")
+    for key in ("val/acc_best", "test/acc", "test/loss", "test/auroc"):
+        assert resumed[key] == expected[key], key
+    final = [torch.load(root / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for run in "ae"]
+    for name, tensor in final[0].items():
+        assert torch.equal(tensor, final[1][name]), name
+
+
 def test_non_finite_loss_stops_with_the_step_and_keeps_checkpoint(tmp_path: Path) -> None:
     proc = launch(
         tmp_path,

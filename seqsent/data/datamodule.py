@@ -189,7 +189,11 @@ class IMDBDataModule(L.LightningDataModule):
             num_replicas=replicas,
             rank=rank,
         )
-        return DataLoader(dataset, batch_sampler=sampler, **common)
+        # its own generator: making an iterator draws a worker base seed from it, not from the global
+        # torch RNG, so the global stream (dropout masks) does not depend on when Lightning makes the
+        # iterators (a run resumed from an epoch's end makes its first one earlier than the original)
+        generator = torch.Generator().manual_seed(seed)
+        return DataLoader(dataset, batch_sampler=sampler, generator=generator, **common)
 
     def _shard(self) -> tuple[int, int]:
         """(number of shards, this process's shard): the trainer's (world size, global rank) under
