@@ -47,6 +47,21 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+class LogConfigOnceTraining(Callback):
+    """`log_hparams` at the first training batch, on the global-zero process: a run refused or
+    failing before it trains (bad data, a resume that cannot continue) writes no HPARAMS record, so
+    it cannot show up in TensorBoard's comparison with placeholder zeros, nor add one to the run it
+    tried to resume."""
+
+    def __init__(self, loggers: list[Logger], cfg: DictConfig) -> None:
+        self.loggers, self.cfg, self.done = loggers, cfg, False
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if not self.done and trainer.is_global_zero:
+            log_hparams(self.loggers, self.cfg)
+        self.done = True
+
+
 def log_hparams(loggers: list[Logger], cfg: DictConfig) -> None:
     """Log the whole resolved config once, with the metrics the HPARAMS tab compares runs on."""
     params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seqsent.allocator import keep_freed_memory
 from seqsent.builders import build_trainer, checkpoint_datamodule
@@ -45,6 +45,8 @@ def evaluate(cfg: DictConfig) -> dict:
     check_config_types(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     check_eval_dir(run_dir, HydraConfig.get().output_subdir)
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise SeqsentError(f"no checkpoint given: {USAGE}")
     model = load_classifier(cfg.ckpt_path)
     L.seed_everything(cfg.seed, verbose=False)
     datamodule = checkpoint_datamodule(cfg.data, model, cfg.ckpt_path)
@@ -63,8 +65,22 @@ def _hydra_main(cfg: DictConfig) -> float:
     return evaluate(cfg)["test/acc"]
 
 
+USAGE = "python -m seqsent.eval ckpt_path=RUN/checkpoints/last.ckpt"
+
+
+def check_ckpt_given(argv: list[str]) -> None:
+    """The checkpoint is the one setting eval has no default for: say so before Hydra makes a run
+    directory (its own message is a traceback)."""
+    if any(a.startswith(("-h", "--help", "--cfg", "-c", "--info", "--hydra-help")) for a in argv):
+        return
+    if not any(a.lstrip("+").startswith("ckpt_path=") for a in argv):
+        raise SeqsentError(f"no checkpoint given: {USAGE}")
+
+
 def main() -> None:
-    """Console entry point: one-line errors for unknown config choices or keys, then Hydra."""
+    """Console entry point: one-line errors for a missing checkpoint, unknown config choices or
+    keys, then Hydra."""
+    report_errors(check_ckpt_given)(sys.argv[1:])
     report_errors(check_overrides)("eval", sys.argv[1:])
     _hydra_main()
 

@@ -2,7 +2,8 @@
 
 Hydra rejects such a key too, but with a multi-line message and exit code 1. The entry points call
 `check_override_keys` first: it composes the config with the command's group choices (the first
-option of a sweep such as `model=rnn,lstm`) and looks up every dotted `key=value` override in it.
+option of a sweep such as `model=rnn,lstm`) and looks up every other `key=value` override in it
+(dotted such as `model.hiden_size`, or top-level such as `sed`).
 Keys added on purpose (`+key=...`), removals (`~key`), Hydra's own keys (`hydra.*`) and command
 flags are left to Hydra. A config that cannot be composed here is left to Hydra as well.
 """
@@ -59,7 +60,8 @@ def _compose(config_name: str, choices: list[str]) -> DictConfig | None:
 
 
 def check_override_keys(config_name: str, argv: list[str]) -> None:
-    """Raise `SeqsentError` for the first `a.b=value` override whose key `config_name` lacks."""
+    """Raise `SeqsentError` for the first `key=value` override (not a group choice) whose key
+    `config_name` lacks."""
     conf = Path(config_dir())
     choices, dotted = [], []
     for arg in argv:
@@ -68,7 +70,7 @@ def check_override_keys(config_name: str, argv: list[str]) -> None:
             continue
         if "." not in key and "/" not in key and (conf / key).is_dir():
             choices.append(f"{key}={value.split(',')[0]}")
-        elif "." in key:
+        else:  # `model.hiden_size`, or a top-level key such as `sed`
             dotted.append(key)
     if not dotted:
         return

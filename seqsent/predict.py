@@ -1,7 +1,8 @@
 """Classify raw reviews with a checkpoint alone (its vocabulary travels inside it).
 
     python -m seqsent.predict ckpt_path=outputs/.../checkpoints/last.ckpt text="A wonderful film."
-    python -m seqsent.predict ckpt_path=... file=reviews.txt      # one review per line
+    python -m seqsent.predict ckpt_path=... file=reviews.txt      # one review per line (blank lines skipped)
+    python -m seqsent.predict ckpt_path=... text="..." file=a.txt  # both: the text= reviews come first
 
 Prints one line per review: the positive-class probability, a tab, the start of the review.
 Options: `batch_size=` (256), `device=` (cpu|cuda), `max_chars=` (reviews longer than this
@@ -47,9 +48,17 @@ def read_reviews(file: str) -> list[str]:
     path = Path(file).expanduser()
     if not path.is_file():
         raise SeqsentError(f"review file {missing(file)}: pass file=<text file, one review per line>")
-    lines = [line for line in path.read_bytes().decode("utf-8", errors="replace").splitlines() if line.strip()]
+    all_lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    lines = [line for line in all_lines if line.strip()]
     if not lines:
         raise SeqsentError(f"review file {path} holds no reviews: put one review per line")
+    blank = [n for n, line in enumerate(all_lines, 1) if not line.strip()]
+    if blank:  # said, so that output lines are not matched to input lines by position unawares
+        shown = ", ".join(map(str, blank[:5])) + (", ..." if len(blank) > 5 else "")
+        print(
+            f"note: {path}: skipped {len(blank)} blank line(s) ({shown}); each output line shows its review",
+            file=sys.stderr,
+        )
     return lines
 
 

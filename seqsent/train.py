@@ -27,7 +27,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seqsent.allocator import keep_freed_memory
-from seqsent.builders import build_trainer, instantiate_group, log_hparams, tensorboard_dir
+from seqsent.builders import LogConfigOnceTraining, build_trainer, instantiate_group, tensorboard_dir
 from seqsent.callbacks import EpochTimer
 from seqsent.checkpoint import read_checkpoint
 from seqsent.config_types import check_config_types
@@ -59,7 +59,9 @@ def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
         return None
     if ckpt_path == "last":
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
-    hparams = read_checkpoint(ckpt_path)["hyper_parameters"]
+    ckpt = read_checkpoint(ckpt_path)
+    check_unfinished(ckpt, cfg, ckpt_path)
+    hparams = ckpt["hyper_parameters"]
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     differ = [
         f"model.{k}={model_cfg[k]!r} (checkpoint: {v!r})"
@@ -72,6 +74,33 @@ def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
             "pass the run's overrides again (see its .hydra/overrides.yaml)"
         )
     return ckpt_path
+
+
+def check_unfinished(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
+    """Refuse to resume a checkpoint that already reached the configured end of training: Lightning
+    would train nothing, and the run's `metrics.json` would be rewritten without its results."""
+    epoch, step = int(ckpt.get("epoch", 0)), int(ckpt.get("global_step", 0))
+    max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps")
+    by_epochs = max_epochs is not None and max_epochs >= 0 and epoch >= max_epochs
+    by_steps = max_steps is not None and max_steps > 0 and step >= max_steps
+    if by_epochs or by_steps:
+        limit = f"trainer.max_epochs={max_epochs}" if by_epochs else f"trainer.max_steps={max_steps}"
+        raise SeqsentError(
+            f"{ckpt_path} has finished training ({epoch} epochs, {step} steps; {limit}): nothing to resume. "
+            f"Test it with python -m seqsent.eval ckpt_path={ckpt_path}, "
+            f"or train longer with a higher {limit.split('=')[0]}"
+        )
+
+
+def discard_refused_resume(run_dir: Path, subdir: str | None, tensorboard_before: set[Path]) -> None:
+    """Undo what a resume refused inside `trainer.fit` (before its first step) left in the run: its
+    command record and the TensorBoard file Lightning opened at the start of fitting."""
+    settle_hydra_record(run_dir, subdir, accepted=False)
+    for path in sorted(set((run_dir / "tensorboard").rglob("*")) - tensorboard_before, reverse=True):
+        if path.is_file():
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 def check_launch(trainer: L.Trainer) -> None:
@@ -90,24 +119,27 @@ def train(cfg: DictConfig) -> dict:
     keep_freed_memory()
     check_config_types(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if rank_zero_only.rank == 0:  # DDP ranks > 0 share rank 0's run dir, which it may have filled already
-        subdir = HydraConfig.get().output_subdir
-        try:
+    first = rank_zero_only.rank == 0  # DDP ranks > 0 share rank 0's run dir, which it may have filled already
+    subdir = HydraConfig.get().output_subdir
+    try:
+        if first:
             check_run_dir(run_dir, cfg.get("ckpt_path"))
-        except SeqsentError:
+        ckpt_path = resolve_resume(cfg, run_dir)
+    except SeqsentError:
+        if first:
             settle_hydra_record(run_dir, subdir, accepted=False)
-            raise
+        raise
+    if first:
         settle_hydra_record(run_dir, subdir, accepted=True)
-    ckpt_path = resolve_resume(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = build_trainer(cfg, callbacks, loggers)
+    log_config = LogConfigOnceTraining(loggers, cfg)
+    trainer = build_trainer(cfg, [*callbacks, log_config], loggers)
     check_launch(trainer)
-    if trainer.is_global_zero:
-        log_hparams(loggers, cfg)
+    tensorboard_before = set((run_dir / "tensorboard").rglob("*"))
 
     start = time.perf_counter()
     try:
@@ -116,6 +148,10 @@ def train(cfg: DictConfig) -> dict:
         last = run_dir / "checkpoints" / "last.ckpt"
         kept = f"last good checkpoint kept: {last}" if last.is_file() else "no checkpoint was written yet"
         raise SeqsentError(f"{err}: lower model.lr or set trainer.gradient_clip_val; {kept}") from None
+    except SeqsentError:
+        if ckpt_path and first and not log_config.done:  # a resume refused before it trained a step
+            discard_refused_resume(run_dir, subdir, tensorboard_before)
+        raise
     train_seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise SeqsentError(f"training was interrupted; resume with ckpt_path={run_dir}/checkpoints/last.ckpt")

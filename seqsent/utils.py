@@ -38,6 +38,7 @@ def register_resolvers() -> None:
 
 
 FRESH_RECORD = ".hydra-new-"
+RESUME_RECORD = ".hydra-resume-"
 RUN_MARKERS = ("metrics.json", "checkpoints", "tensorboard")  # what a training or eval run leaves
 
 
@@ -52,7 +53,7 @@ def hydra_subdir(ckpt: Any, output_dir: Any = None) -> str:
     before seqsent's checks run, so a command refused for its directory never overwrites the record
     there (`settle_hydra_record` then removes or adopts the fresh one)."""
     if run_dir_of(ckpt):
-        return f".hydra-resume-{secrets.token_hex(3)}"
+        return f"{RESUME_RECORD}{secrets.token_hex(3)}"
     if output_dir and (Path(str(output_dir)) / ".hydra").exists():
         return f"{FRESH_RECORD}{secrets.token_hex(3)}"
     return ".hydra"
@@ -62,10 +63,12 @@ def settle_hydra_record(run_dir: Path, subdir: str | None, accepted: bool) -> No
     """For a job whose record went to a fresh `.hydra-new-<id>` (`hydra_subdir`): when the job was
     refused, remove that record; when it goes ahead, make it the directory's `.hydra` and keep the
     earlier record as `.hydra-earlier-<id>`."""
-    if not subdir or not subdir.startswith(FRESH_RECORD) or not (run_dir / subdir).is_dir():
+    if not subdir or not (run_dir / subdir).is_dir():
         return
-    if not accepted:
-        shutil.rmtree(run_dir / subdir, ignore_errors=True)
+    if not accepted and subdir.startswith((FRESH_RECORD, RESUME_RECORD)):
+        shutil.rmtree(run_dir / subdir, ignore_errors=True)  # a refused resume leaves no record either
+        return
+    if not subdir.startswith(FRESH_RECORD):
         return
     suffix = subdir.removeprefix(FRESH_RECORD)
     (run_dir / ".hydra").rename(run_dir / f".hydra-earlier-{suffix}")

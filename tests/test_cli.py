@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,8 @@ def test_predict_text_and_file(trained_run: Path, tmp_path: Path) -> None:
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 3 and all(0.0 <= float(line.split("\t")[0]) <= 1.0 for line in lines)
     assert lines[0].split("\t")[1].startswith("Brilliant")
+    assert [line.split("\t")[1][:8] for line in lines[1:]] == ["a wonder", "terrible"]  # the file's, in order
+    assert f"note: {reviews}: skipped 1 blank line(s) (2)" in proc.stderr  # said: outputs no longer line up
 
 
 @pytest.mark.parametrize(
@@ -214,9 +217,31 @@ def test_resuming_a_one_cycle_run_for_longer_is_refused(tmp_path: Path) -> None:
     first = run_module("seqsent.train", *base, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'r'}", env=env)
     assert first.returncode == 0, first.stderr[-2000:]
     ckpt = tmp_path / "r" / "checkpoints" / "last.ckpt"
-    proc = run_module("seqsent.train", *base, "trainer.max_epochs=2", f"ckpt_path={ckpt}", env=env)
+    before = files_of(tmp_path / "r")
+    resume = [f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'r'}"]
+    proc = run_module("seqsent.train", *base, "trainer.max_epochs=2", *resume, env=env)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "one-cycle schedule ends after 4 steps but this run has 6" in proc.stderr.strip().splitlines()[-1]
+    # refused inside fit, before a step: no command record, no TensorBoard file (no HPARAMS zeros) left
+    assert files_of(tmp_path / "r") == before
+
+
+def files_of(run: Path) -> dict[str, bytes]:
+    """Every file under a run directory with its bytes."""
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def test_resuming_a_finished_run_is_refused_and_changes_nothing(trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = files_of(run)
+    env = {"SEQSENT_CACHE_DIR": str(trained_run.parent / "cache")}
+    same = [*SMALL, "trainer.max_epochs=2", "trainer.limit_train_batches=5", "trainer.log_every_n_steps=1"]
+    for ckpt in (f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "ckpt_path=last"):
+        proc = run_module("seqsent.train", *same, ckpt, f"hydra.run.dir={run}", env=env)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr.count("\n") == 1 and "has finished training (2 epochs, 10 steps" in proc.stderr
+        assert files_of(run) == before  # metrics.json, checkpoints, TensorBoard and .hydra as they were
 
 
 def test_bf16_mixed_with_gradient_clipping_trains(tmp_path: Path) -> None:

@@ -75,6 +75,10 @@ def test_a_misspelled_key_is_one_line_with_the_likely_key() -> None:
         check_override_keys("eval", ["ckpt_path=x.ckpt", "data=synthetic", "data.n_tset=5"])
     with pytest.raises(SeqsentError, match="trainer.max_epoch is not a setting"):
         check_override_keys("train", ["-m", "model=rnn,lstm", "trainer.max_epoch=1"])
+    with pytest.raises(SeqsentError, match=r"^sed is not a setting of this config: did you mean seed\?"):
+        check_override_keys("train", ["sed=3"])  # a top-level key
+    with pytest.raises(SeqsentError, match="did you mean ckpt_path"):
+        check_override_keys("eval", ["ckpt_pth=x.ckpt"])
 
 
 def test_valid_and_hydra_keys_pass_the_key_check() -> None:
@@ -96,6 +100,13 @@ def test_valid_and_hydra_keys_pass_the_key_check() -> None:
         ],
     )
     check_override_keys("eval", ["ckpt_path=x.ckpt", "trainer.max_epochs=1"])
+
+
+def test_eval_without_a_checkpoint_is_one_line_and_makes_no_directory(tmp_path: Path) -> None:
+    proc = run_module("seqsent.eval", "data=synthetic", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: no checkpoint given: python -m seqsent.eval ckpt_path=")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_entry_point_names_the_misspelled_key(tmp_path: Path) -> None:
