@@ -4,7 +4,8 @@
     python -m seqsent.compare outputs out=reports/all                # every run below outputs/
 
 Finds every run dir below SWEEP_DIR (a dir holding `.hydra/config.yaml`), groups the runs by
-architecture (`model.cell`, `bi-` when bidirectional) and writes into SWEEP_DIR (or `out=DIR`):
+architecture (`model.cell`, `bi-` when bidirectional) and by the overrides that vary between runs of
+one architecture except the seed (`lstm model.lr=0.01`), and writes into SWEEP_DIR (or `out=DIR`):
 `comparison.md` (tables), `comparison.csv` (per architecture: completed runs, mean ± std and Student-t
 95% CI of test/acc and val/acc_best, mean train seconds, parameters), `comparison_runs.csv` (per run,
 failed and incomplete ones with their reason) and `comparison.png` (val/acc per epoch, test/acc per

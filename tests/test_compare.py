@@ -224,3 +224,24 @@ def test_t_table_and_one_run_statistics() -> None:
     one = describe([0.7])
     assert (one.n, one.mean, one.std, one.ci_low, one.ci_high) == (1, 0.7, None, None, None)
     assert describe([]).mean is None
+
+
+def test_runs_that_differ_in_a_swept_setting_are_separate_rows(tmp_path: Path) -> None:
+    """`model.lr=1e-4,1e-2 seed=0,1`: two rows of two seeds each, not one row of four whose spread
+    and confidence interval would mix two learning rates."""
+    root = tmp_path / "sweep"
+    accs = {("0.0001", 0): 0.50, ("0.0001", 1): 0.52, ("0.01", 0): 0.80, ("0.01", 1): 0.84}
+    for job, ((lr, seed), acc) in enumerate(accs.items()):
+        run_dir = root / f"{job}_lstm_seed{seed}"
+        (run_dir / ".hydra").mkdir(parents=True)
+        config = {"seed": seed, "model": {"cell": "lstm", "bidirectional": False, "lr": float(lr)}}
+        (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+        (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"model.lr={lr}", f"seed={seed}"]))
+        (run_dir / "metrics.json").write_text(json.dumps({"test/acc": acc, "val/acc_best": acc}))
+    summaries = {s.arch: s for s in summarize(load_runs(root, curves=False))}
+    assert list(summaries) == ["lstm model.lr=0.0001", "lstm model.lr=0.01"]
+    assert [summaries[k].completed for k in summaries] == [2, 2]
+    assert summaries["lstm model.lr=0.01"].test_acc.mean == pytest.approx(0.82)
+    assert summaries["lstm model.lr=0.0001"].test_acc.std == pytest.approx(0.0141421, abs=1e-6)
+    compare_main([str(root), f"out={tmp_path / 'report'}"])
+    assert set(read_csv(tmp_path / "report" / "comparison.csv")) == set(summaries)

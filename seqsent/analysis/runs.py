@@ -75,11 +75,40 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def arch_sort_key(arch: str) -> tuple[int, str, bool]:
-    """rnn, lstm, gru first (each followed by its bi- variant), then any other cell by name."""
-    base = arch.removeprefix("bi-")
+def arch_sort_key(arch: str) -> tuple[int, str, bool, str]:
+    """rnn, lstm, gru first (each followed by its bi- variant), then any other cell by name; within
+    one cell, its swept settings (`lstm model.lr=0.01`) in order."""
+    cell, _, setting = arch.partition(" ")
+    base = cell.removeprefix("bi-")
     rank = KNOWN_CELLS.index(base) if base in KNOWN_CELLS else len(KNOWN_CELLS)
-    return rank, base, arch.startswith("bi-")
+    return rank, base, cell.startswith("bi-"), setting
+
+
+UNGROUPED = ("seed", "ckpt_path")  # overrides that do not make runs a different configuration
+
+
+def label_swept_settings(runs: list[Run]) -> None:
+    """Append to each run's `arch` the overrides that vary between runs of that architecture (except
+    the seed): a sweep over `model.lr=1e-4,1e-2 seed=0,1` gives `lstm model.lr=0.0001` and
+    `lstm model.lr=0.01`, two runs each, never one group of four whose spread mixes settings."""
+    by_arch: dict[str, list[dict[str, str]]] = {}
+    parsed = []
+    for run in runs:
+        pairs = {}
+        for override in run.overrides:
+            key, sep, value = override.lstrip("+").partition("=")
+            if sep and not key.startswith(("~", "hydra")) and key not in UNGROUPED:
+                pairs[key] = value
+        parsed.append(pairs)
+        by_arch.setdefault(run.arch, []).append(pairs)
+    varying = {
+        arch: sorted(k for k in set().union(*group) if len({g.get(k) for g in group}) > 1)
+        for arch, group in by_arch.items()
+    }
+    for run, pairs in zip(runs, parsed):
+        keys = varying[run.arch]
+        if keys:
+            run.arch = f"{run.arch} " + " ".join(f"{k}={pairs.get(k, '(default)')}" for k in keys)
 
 
 def find_run_dirs(root: Path) -> list[Path]:
@@ -116,6 +145,7 @@ def load_runs(path: str | os.PathLike[str], curves: bool = True) -> list[Run]:
             "pass a dir written by `python -m seqsent.train -m ...` (multirun/<date>/<time>_<id>)"
         )
     runs = [load_run(d, curves=curves) for d in dirs]
+    label_swept_settings(runs)
     _shorten_names(runs, root)
     return sorted(runs, key=lambda r: (arch_sort_key(r.arch), _path_key(r.path)))
 
