@@ -154,6 +154,41 @@ def test_bucketed_training_loader(imdb_dir: Path) -> None:
     assert seen == len(dm.train_set)
 
 
+@pytest.mark.parametrize("bucket", [True, False])
+def test_every_epoch_of_a_lightning_fit_has_its_own_order(bucket: bool, tmp_path: Path) -> None:
+    """Lightning itself must reach the sampler's `set_epoch` (the test above calls it by hand): the
+    training batches of epochs 0, 1 and 2 differ, and each epoch still covers every review once."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    from seqsent.models import SequenceClassifier
+
+    class Record(Callback):
+        def __init__(self) -> None:
+            self.epochs: dict[int, list[list[int]]] = {}
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+            self.epochs.setdefault(trainer.current_epoch, []).append(batch["tokens"][:, -1].tolist())
+
+    dm = SyntheticDataModule(n_train=120, n_test=20, vocab_size=200, batch_size=16, bucket=bucket)
+    record = Record()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=3,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[record],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(SequenceClassifier(vocab_size=200, embed_dim=4, hidden_size=4, bigram_buckets=0), datamodule=dm)
+    orders = [record.epochs[e] for e in range(3)]
+    assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]
+    assert all(sum(len(b) for b in order) == len(dm.train_set) for order in orders)
+
+
 def test_synthetic_data_goes_through_the_parquet_path() -> None:
     dm = SyntheticDataModule(n_train=100, n_test=50, vocab_size=200)
     dm.prepare_data()

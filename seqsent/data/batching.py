@@ -108,6 +108,13 @@ class BucketBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @property
+    def sampler(self) -> BucketBatchSampler:
+        """Itself. Lightning's fit loop calls `set_epoch` on `dataloader.sampler` and on
+        `dataloader.batch_sampler.sampler`, never on the batch sampler; this is how it reaches us, so
+        each epoch gets its own order (without it every epoch replayed epoch 0's)."""
+        return self
+
     def _batches(self) -> list[np.ndarray]:
         n = len(self.lengths)
         if not self.shuffle:
