@@ -121,6 +121,44 @@ def test_cache_is_rebuilt_when_the_data_changes(tmp_path: Path) -> None:
     assert first.data.splits["train"].labels.tolist() != again.data.splits["train"].labels.tolist()
 
 
+def test_cache_follows_the_acl_tree_that_is_read_not_parquet_files_beside_it(tmp_path: Path) -> None:
+    """A directory with both: `load_splits` reads the aclImdb tree, so the cache key must change
+    when that tree does (the parquet files next to it stay the same)."""
+    data = tmp_path / "imdb"
+    write_parquet_dir(data, {"train": make_reviews(40, seed=1), "test": make_reviews(20, seed=2)})
+    for split in ("train", "test"):
+        for name, words in (("neg", "awful dull"), ("pos", "superb moving")):
+            folder = data / "aclImdb" / split / name
+            folder.mkdir(parents=True)
+            for i in range(6):
+                (folder / f"{i}_5.txt").write_text(f"{words} review {i}")
+    kwargs = {"path": str(data), "vocab_size": 50, "val_fraction": 0.25, "cache_dir": str(tmp_path / "c")}
+    first = IMDBDataModule(**kwargs)
+    first.setup()
+    assert len(first.test_set) == 12  # the tree's reviews, not the 20 parquet ones
+    (data / "aclImdb" / "train" / "pos" / "0_5.txt").write_text("an entirely different review now")
+    again = IMDBDataModule(**kwargs)
+    again.setup()
+    assert again.data.built and again.data.directory != first.data.directory
+
+
+def test_a_damaged_cache_entry_is_rebuilt(imdb_dir: Path, tmp_path: Path) -> None:
+    kwargs = {"path": str(imdb_dir), "vocab_size": 100, "cache_dir": str(tmp_path / "c")}
+    first = IMDBDataModule(**kwargs)
+    first.setup()
+    ids = first.data.directory / "train.ids.npy"
+    ids.write_bytes(ids.read_bytes()[: len(ids.read_bytes()) // 2])  # a half-written file
+    again = IMDBDataModule(**kwargs)
+    again.setup()
+    assert again.data.built and again.data.directory == first.data.directory
+    assert np.array_equal(again.data.splits["train"].ids, first.data.splits["train"].ids)
+    (first.data.directory / "test.labels.npy").unlink()  # a missing file
+    third = IMDBDataModule(**kwargs)
+    third.setup()
+    assert third.data.built and np.array_equal(third.data.splits["test"].labels, first.data.splits["test"].labels)
+    assert [p.name for p in (tmp_path / "c").iterdir()] == [first.data.directory.name]
+
+
 def test_datamodule_batches_and_preprocessing(imdb_dir: Path) -> None:
     dm = IMDBDataModule(path=str(imdb_dir), vocab_size=100, max_len=16, batch_size=8, padding="post", truncation="post")
     dm.prepare_data()

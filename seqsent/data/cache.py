@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqsent.data.sources import load_splits
+from seqsent.data.sources import _find_acl_root, load_splits
 from seqsent.data.vocab import TOKENIZER_VERSION, encode, tokenizer_from_json, train_tokenizer
 
 
@@ -93,7 +93,11 @@ def prepare(
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
     entry = cache_dir / f"prep-{key}"
     if (entry / "meta.json").is_file():
-        return Prepared(*_read_entry(entry, splits), directory=entry, built=False)
+        try:
+            return Prepared(*_read_entry(entry, splits), directory=entry, built=False)
+        except (OSError, ValueError, KeyError) as err:  # a damaged entry (disk full, an edit): build it again
+            print(f"note: cache entry {entry} is damaged ({type(err).__name__}: {err}); rebuilding it", flush=True)
+            _discard(entry)
     raw = raw or load_splits(path, splits)
     if tokenizer_json is None:
         train_idx, _ = split_indices(len(raw["train"].texts), val_fraction, split_seed)
@@ -112,7 +116,7 @@ def prepare(
 def _cheap_fingerprints(path: str, splits: tuple[str, ...]) -> dict[str, str] | None:
     """Fingerprints of local parquet files from name, size and mtime, without reading them."""
     root = Path(path).expanduser()
-    if not root.is_dir():
+    if not root.is_dir() or _find_acl_root(root) is not None:  # an aclImdb tree is what load_splits reads
         return None
     out = {}
     for split in splits:
@@ -147,12 +151,27 @@ def _write_entry(entry: Path, tokenizer_json: str, encoded: dict[str, EncodedSpl
 
 
 def _read_entry(entry: Path, splits: tuple[str, ...]) -> tuple[str, dict[str, EncodedSplit]]:
+    """The entry's vocabulary and splits, checked against its `meta.json` (ValueError if they disagree)."""
     tokenizer_json = (entry / "tokenizer.json").read_text(encoding="utf-8")
+    sizes = json.loads((entry / "meta.json").read_text(encoding="utf-8"))["splits"]
     out = {}
     for split in splits:
-        out[split] = EncodedSplit(
+        enc = EncodedSplit(
             ids=np.load(entry / f"{split}.ids.npy", allow_pickle=False),
             offsets=np.load(entry / f"{split}.offsets.npy", allow_pickle=False),
             labels=np.load(entry / f"{split}.labels.npy", allow_pickle=False),
         )
+        if not (len(enc) == sizes[split] == len(enc.offsets) - 1 and enc.offsets[-1] == len(enc.ids)):
+            raise ValueError(f"{split} holds {len(enc)} reviews and {len(enc.ids)} ids, meta.json {sizes[split]}")
+        out[split] = enc
     return tokenizer_json, out
+
+
+def _discard(entry: Path) -> None:
+    """Move a damaged entry out of the way (renamed first, so no reader sees it half deleted)."""
+    aside = entry.parent / f".{entry.name}.damaged-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        os.rename(entry, aside)
+    except OSError:  # another process moved or rebuilt it already
+        return
+    shutil.rmtree(aside, ignore_errors=True)
