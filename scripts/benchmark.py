@@ -257,7 +257,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "graph and replayed (seqsent.bench.graphed), batches of another shape run eagerly (eager_steps)",
             "inference": "eval mode, torch.inference_mode, at the entry's batch size, on test reviews",
             "peak_rss_mb": "getrusage ru_maxrss during the entry (peak reset before it via /proc/self/clear_refs), "
-            "of the whole process: libraries and data already resident included"
+            "of the whole process: libraries and data already resident included, and memory that earlier "
+            "entries freed but the allocator kept (up to malloc_pad_mb), so entries that run later read higher; "
+            "rss_start_mb: the resident size when the entry began, peak_rss_mb - rss_start_mb its own growth"
             if reset_ok
             else "getrusage ru_maxrss since the process started (could not reset the peak)",
             "matmul": {

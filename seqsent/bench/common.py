@@ -147,6 +147,15 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def current_rss_mb() -> float | None:
+    """The resident set size now, in MB (Linux `/proc/self/statm`; None elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def peak_rss_mb() -> float:
     """`getrusage(RUSAGE_SELF).ru_maxrss` in MB (kB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -14,6 +14,7 @@ from seqsent.bench.common import (
     EPOCH_REVIEWS,
     GATES,
     autocast,
+    current_rss_mb,
     log,
     peak_rss_mb,
     reset_peak_rss,
@@ -239,7 +240,7 @@ def benchmark_cell(
     reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    entry: dict[str, Any] = {"batch_size": batch_size}
+    entry: dict[str, Any] = {"batch_size": batch_size, "rss_start_mb": current_rss_mb()}
     entry.update(measure_training(model, train_batches, warmup, device, precision))
     entry["epoch_seconds_estimated"] = EPOCH_REVIEWS / entry["train_reviews_per_s"]
     entry["infer_batch_size"] = batch_size
