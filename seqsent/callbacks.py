@@ -111,6 +111,20 @@ class EMAWeights(EMAWeightAveraging):
     fit restores them; testing, validating and predicting keep the averaged `state_dict`.
     """
 
+    _raw_at_end: dict[str, Any] | None = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning's callback copies the average into the module here; a checkpoint saved after this
+        # (ModelCheckpoint's own `on_train_end` writes `last.ckpt` when it has not saved during this
+        # fit) would then carry the average as the raw weights, and resuming it would not be exact.
+        self._raw_at_end = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        super().on_train_end(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        if self._raw_at_end is not None and "current_model_state" in checkpoint:
+            checkpoint["current_model_state"] = self._raw_at_end
+
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)

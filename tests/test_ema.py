@@ -53,3 +53,11 @@ def test_resume_restores_the_raw_weights_and_the_average(ema_run: Path, tmp_path
     assert metrics["epochs"] == 3 and metrics["global_steps"] == 15
     after = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert after["averaging_state"]["n_averaged"].item() == before["averaging_state"]["n_averaged"].item() + 5
+    # the final last.ckpt keeps the raw weights apart too (it is written after training ends, when the
+    # average has been copied into the model), so 2 + 1 epochs end where 3 uninterrupted epochs do
+    assert any(not torch.equal(before["state_dict"][k], before["current_model_state"][k]) for k in before["state_dict"])
+    run_ok("seqsent.train", tmp_path / "three", ema_run.parent, *SMALL, *EMA, "trainer.max_epochs=3")
+    three = torch.load(tmp_path / "three" / "checkpoints" / "last.ckpt", weights_only=True)
+    for key in ("state_dict", "current_model_state"):
+        for name, tensor in three[key].items():
+            assert torch.equal(tensor, after[key][name]), (key, name)
