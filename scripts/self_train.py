@@ -9,7 +9,9 @@ The stages, each a plain command you could run yourself (README: Results, semi-s
 2. `python scripts/soft_label.py --out OUT/soft_labels.parquet <the teachers' best checkpoints>`;
 3. `python -m seqsent.train experiment=student data.soft_labels=OUT/soft_labels.parquet seed=SEED
    hydra.run.dir=OUT/student`.
-Hydra overrides after `--` go to every training run. On the development CPU the default (one teacher)
+Hydra overrides after `--` go to every training run, except the settings the script makes per stage
+(seed, run_name, experiment, data, data.path, data.soft_labels, ckpt_path, hydra.*), which are
+refused there. On the development CPU the default (one teacher)
 takes 15-17 minutes. Each stage shows its own progress; the end is a JSON summary, also written to
 OUT/summary.json. OUT must be new: nothing is overwritten.
 """
@@ -29,6 +31,9 @@ from seqsent.utils import write_json
 
 SOFT_LABEL = Path(__file__).resolve().parent / "soft_label.py"
 KEPT = ("val/acc_best", "test/acc", "test/auroc", "train_seconds", "best_ckpt")
+# set per stage by the script: an override after `--` would silently replace them (Hydra's last value wins)
+OWN_KEYS = ("seed", "run_name", "experiment", "data", "data.path", "data.soft_labels", "ckpt_path")
+OWN_KEYS_HINT = "use --teacher-seeds, --seed and --data"
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -41,7 +46,16 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--data", default=default_path(), help="IMDB directory (default: $SEQSENT_IMDB_DIR)")
     parser.add_argument("--teacher-seeds", type=int, nargs="+", default=[42], help="one teacher per seed")
     parser.add_argument("--seed", type=int, default=42, help="the student's seed")
-    return parser.parse_args(argv), overrides
+    args = parser.parse_args(argv)
+    if len(set(args.teacher_seeds)) != len(args.teacher_seeds):
+        parser.error(
+            f"--teacher-seeds {' '.join(map(str, args.teacher_seeds))} repeats a seed: give each teacher its own"
+        )
+    for override in overrides:
+        key = override.lstrip("+~").partition("=")[0]
+        if key in OWN_KEYS or key.startswith("hydra."):
+            parser.error(f"{override!r} after --: the script sets {key} for each stage itself ({OWN_KEYS_HINT})")
+    return args, overrides
 
 
 def stage(name: str, cmd: list[str], log_line: str) -> float:

@@ -188,6 +188,26 @@ def test_self_train_labels_with_a_teacher_then_trains_a_student(data_with_unlabe
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and not fresh.exists()
 
 
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--teacher-seeds", "42", "42"], "--teacher-seeds 42 42 repeats a seed"),
+        (["--", "seed=7"], "'seed=7' after --: the script sets seed for each stage itself"),
+        (["--", "data=synthetic"], "'data=synthetic' after --: the script sets data"),
+        (["--", "data.path=/elsewhere"], "sets data.path for each stage"),
+        (["--", "hydra.run.dir=/tmp/x"], "sets hydra.run.dir for each stage"),
+    ],
+)
+def test_self_train_refuses_settings_it_makes_per_stage(
+    data_with_unlabeled: Path, tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    """Hydra's last value wins: `-- seed=7` would give every teacher and the student seed 7 (identical
+    teachers), `-- data=synthetic` would train on other data than --data names. Refused before any work."""
+    out = tmp_path / "out"
+    proc = run_script(SELF_TRAIN, "--data", str(data_with_unlabeled), "--out", str(out), *args)
+    assert proc.returncode == 2 and fragment in proc.stderr and not out.exists()
+
+
 def test_the_script_needs_an_unsupervised_split(tmp_path: Path) -> None:
     data = tmp_path / "imdb"
     write_parquet_dir(data, {"train": make_reviews(20, seed=1), "test": make_reviews(20, seed=2)})
