@@ -44,6 +44,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def validation_split(model: object) -> dict | None:
+    """A checkpoint's `{"val_fraction", "split_seed"}` (None for checkpoints from before they were saved)."""
+    prep = getattr(model, "preprocessing", None) or {}
+    if "val_fraction" not in prep:
+        return None
+    return {"val_fraction": prep["val_fraction"], "split_seed": prep["split_seed"]}
+
+
 @report_errors
 def main(argv: list[str]) -> dict:
     keep_freed_memory()
@@ -54,10 +62,12 @@ def main(argv: list[str]) -> dict:
     ckpts = existing_checkpoints(args.ckpts)
     split = load_splits(args.data, (SPLIT,), option="--data")[SPLIT]
     texts = split.texts[: args.limit] if args.limit else split.texts
-    start, probs = time.perf_counter(), []
+    start, probs, splits = time.perf_counter(), [], []
     for i, ckpt in enumerate(ckpts, 1):
         t0 = time.perf_counter()
-        probs.append(predict_sorted(load_classifier(ckpt), texts, args.batch_size))
+        model = load_classifier(ckpt)
+        splits.append(validation_split(model))
+        probs.append(predict_sorted(model, texts, args.batch_size))
         print(
             f"[{i}/{len(ckpts)}] {ckpt}: {len(texts)} reviews, {float((probs[-1] >= 0.5).mean()):.3f} positive "
             f"({time.perf_counter() - t0:.0f}s)",
@@ -66,6 +76,8 @@ def main(argv: list[str]) -> dict:
         )
     mean = np.mean(probs, axis=0).astype(np.float32)
     info = {"source": split.origin, "split": SPLIT, "teachers": [str(c.resolve()) for c in ckpts], "hard": args.hard}
+    # which training reviews each teacher validated on: a student must hold out the same ones
+    info["teacher_splits"] = splits
     write_soft_labels(args.out, texts, (mean >= 0.5).astype(np.float32) if args.hard else mean, info)
     agreement = [float(((p >= 0.5) == (mean >= 0.5)).mean()) for p in probs]
     summary = {

@@ -130,6 +130,24 @@ def test_the_training_part_gains_the_soft_reviews_and_nothing_else_changes(
     assert len(labels) == len(dm.train_set) and ((labels > 0) & (labels < 1)).sum() == len(unlabeled)
 
 
+def test_soft_labels_from_a_teacher_with_another_validation_split_are_refused(
+    data_with_unlabeled: Path, tmp_path: Path
+) -> None:
+    """A teacher that validated on other reviews trained on part of the student's validation split,
+    which would make the student's val/acc optimistic: `soft_label.py` records each teacher's split."""
+    texts = _texts(data_with_unlabeled, "unsupervised")
+    probs = np.full(len(texts), 0.7, dtype=np.float32)
+    same = tmp_path / "same.parquet"
+    write_soft_labels(same, texts, probs, {"teacher_splits": [{"val_fraction": 0.2, "split_seed": 42}, None]})
+    assert _module(data_with_unlabeled, tmp_path, same).soft_added == len(texts)  # same split (None: not recorded)
+    other = tmp_path / "other.parquet"
+    write_soft_labels(other, texts, probs, {"teacher_splits": [{"val_fraction": 0.1, "split_seed": 42}]})
+    with pytest.raises(
+        SeqsentError, match=r"validated on other reviews .* use data.val_fraction=0.1 data.split_seed=42"
+    ):
+        _module(data_with_unlabeled, tmp_path, other)
+
+
 def test_soft_labels_of_only_held_out_reviews_are_refused(data_with_unlabeled: Path, tmp_path: Path) -> None:
     test_texts = _texts(data_with_unlabeled, "test")
     soft = tmp_path / "leak.parquet"
@@ -160,6 +178,7 @@ def test_self_train_labels_with_a_teacher_then_trains_a_student(data_with_unlabe
     # in the reviews' own order, batched as they come: independent of soft_label.py's length sorting
     np.testing.assert_allclose(probs, predict_texts(load_classifier(ckpt), unlabeled), atol=1e-5)
     assert soft_label_info(soft)["teachers"] == [str(Path(ckpt).resolve())]
+    assert soft_label_info(soft)["teacher_splits"] == [{"val_fraction": 0.2, "split_seed": 42}]
 
     # two copies of one teacher average to that teacher's own probabilities
     twice = tmp_path / "twice.parquet"

@@ -18,7 +18,13 @@ from torch.utils.data import DataLoader
 
 from seqsent.data.batching import SIDES, BucketBatchSampler, Collator, EncodedReviews
 from seqsent.data.cache import Prepared, default_cache_dir, prepare, split_indices
-from seqsent.data.soft_labels import check_soft_labels_path, drop_known, read_soft_labels, review_keys
+from seqsent.data.soft_labels import (
+    check_soft_labels_path,
+    drop_known,
+    read_soft_labels,
+    review_keys,
+    soft_label_info,
+)
 from seqsent.data.sources import default_path
 from seqsent.data.vocab import PAD_ID, PUNCTUATION, encode, tokenizer_from_json
 from seqsent.errors import SeqsentError
@@ -123,6 +129,15 @@ class IMDBDataModule(L.LightningDataModule):
         less any soft-labeled review whose encoding is a validation or test review's."""
         assert self.data is not None and self.soft_labels is not None
         train, test = self.data.splits["train"], self.data.splits["test"]
+        own = {"val_fraction": self.val_fraction, "split_seed": self.split_seed}
+        for split in soft_label_info(self.soft_labels).get("teacher_splits") or []:
+            if split is not None and split != own:
+                raise SeqsentError(
+                    f"{self.soft_labels} was made by a teacher that validated on other reviews "
+                    f"(val_fraction={split['val_fraction']}, split_seed={split['split_seed']}; this run: "
+                    f"{self.val_fraction}, {self.split_seed}): it trained on part of this validation split, so "
+                    f"use data.val_fraction={split['val_fraction']} data.split_seed={split['split_seed']}"
+                )
         texts, probs = read_soft_labels(self.soft_labels)
         ids, offsets = encode(tokenizer_from_json(self.data.tokenizer_json), texts)
         held_out = review_keys(train.ids, train.offsets, val_idx) | review_keys(test.ids, test.offsets)
