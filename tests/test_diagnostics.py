@@ -56,21 +56,25 @@ def test_per_step_norms_have_one_value_per_distance(cell: str) -> None:
         assert all(0.0 <= v <= 1.0 for v in stats.values())
 
 
+def hand_rnn_grads(model: SequenceClassifier, x: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """dLoss/dh_t of one review's embedded steps `x` (T, E) through a tanh RNN unrolled by hand."""
+    rnn = model.encoder.forward_layers[0]
+    h, states = torch.zeros(rnn.hidden_size, dtype=torch.float64), []
+    for t in range(len(x)):
+        h = torch.tanh(rnn.weight_ih_l0 @ x[t] + rnn.bias_ih_l0 + rnn.weight_hh_l0 @ h + rnn.bias_hh_l0)
+        states.append(h)
+    loss = F.binary_cross_entropy_with_logits(model.head(h).squeeze(), label.double())
+    return torch.autograd.grad(loss, states)
+
+
 def test_norms_match_a_hand_unrolled_rnn_per_review() -> None:
     """||dLoss_b/dh_t|| through the recurrence, indexed by distance from each review's last token."""
     model = model_of("rnn").double()
     batch = batch_of(side="pre")
     flow = gradient_flow(model, batch)
-    rnn = model.encoder.forward_layers[0]
     per_distance: dict[int, list[float]] = {}
     for row, n in enumerate(LENGTHS):
-        x = model.embedding(batch["tokens"][row, -n:])
-        h, states = torch.zeros(6, dtype=torch.float64), []
-        for t in range(n):
-            h = torch.tanh(rnn.weight_ih_l0 @ x[t] + rnn.bias_ih_l0 + rnn.weight_hh_l0 @ h + rnn.bias_hh_l0)
-            states.append(h)
-        loss = F.binary_cross_entropy_with_logits(model.head(h).squeeze(), batch["labels"][row].double())
-        grads = torch.autograd.grad(loss, states)
+        grads = hand_rnn_grads(model, model.embedding(batch["tokens"][row, -n:]), batch["labels"][row])
         for t, g in enumerate(grads):
             per_distance.setdefault(n - 1 - t, []).append(float(g.norm()))
     expected = torch.tensor([sum(v) / len(v) for _, v in sorted(per_distance.items())], dtype=torch.float64)
@@ -101,15 +105,9 @@ def test_norms_of_a_model_that_reads_padding_count_the_review_steps_only() -> No
     model = model_of("rnn", unmasked_len=width).double()
     batch = batch_of(side="pre")  # lengths 12, 7, 3, 12: two are longer than the width
     flow = gradient_flow(model, batch)
-    rnn = model.encoder.forward_layers[0]
     per_distance: dict[int, list[float]] = {}
     for row, (m, x) in enumerate(unmasked_rows(model, batch, width)):
-        h, states = torch.zeros(6, dtype=torch.float64), []
-        for t in range(width):
-            h = torch.tanh(rnn.weight_ih_l0 @ x[t] + rnn.bias_ih_l0 + rnn.weight_hh_l0 @ h + rnn.bias_hh_l0)
-            states.append(h)
-        loss = F.binary_cross_entropy_with_logits(model.head(h).squeeze(), batch["labels"][row].double())
-        grads = torch.autograd.grad(loss, states)
+        grads = hand_rnn_grads(model, x, batch["labels"][row])
         for t in range(width - m, width):
             per_distance.setdefault(width - 1 - t, []).append(float(grads[t].norm()))
     expected = torch.tensor([sum(v) / len(v) for _, v in sorted(per_distance.items())], dtype=torch.float64)
