@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -113,8 +114,22 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
-    """Atomically write `data` as pretty JSON."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=_plain) + "\n")
+    """Atomically write `data` as pretty, strict JSON: NaN and infinities (a run without validation
+    has no `val/acc_best`) become null, which every JSON parser reads."""
+    text = json.dumps(_finite(data), indent=2, sort_keys=True, default=_plain, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
+        return _finite(value.item())
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -218,3 +218,24 @@ def test_cache_writer_that_loses_the_race_keeps_the_winners_entry(tmp_path: Path
     with pytest.raises(OSError):
         _write_entry(blocked, "{}", {"train": split}, {"k": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prep-abc", "prep-blocked"]
+
+
+def test_metrics_files_are_strict_json(tmp_path: Path) -> None:
+    """A run without validation has no val/acc_best (NaN): written as null, which `jq` and every
+    strict parser read, with numpy and torch scalars as plain numbers."""
+    from seqsent.utils import write_json
+
+    path = tmp_path / "metrics.json"
+    write_json(
+        path, {"val/acc_best": float("nan"), "x": [float("inf"), 1.0], "t": torch.tensor(0.5), "n": np.float32(2)}
+    )
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    assert json.loads(path.read_text(), parse_constant=refuse) == {
+        "val/acc_best": None,
+        "x": [None, 1.0],
+        "t": 0.5,
+        "n": 2.0,
+    }
