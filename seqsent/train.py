@@ -139,7 +139,7 @@ def train(cfg: DictConfig) -> dict:
     log_config = LogConfigOnceTraining(loggers, cfg)
     trainer = build_trainer(cfg, [*callbacks, log_config], loggers)
     check_launch(trainer)
-    tensorboard_before = set((run_dir / "tensorboard").rglob("*"))
+    tensorboard_before = set((run_dir / "tensorboard").rglob("*")) if ckpt_path else set()  # for a refused resume
 
     start = time.perf_counter()
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqsent.data.sources import _find_acl_root, load_splits
+from seqsent.data.sources import file_fingerprint, load_splits, parquet_files
 from seqsent.data.vocab import TOKENIZER_VERSION, encode, tokenizer_from_json, train_tokenizer
 
 
@@ -114,18 +114,12 @@ def prepare(
 
 
 def _cheap_fingerprints(path: str, splits: tuple[str, ...]) -> dict[str, str] | None:
-    """Fingerprints of local parquet files from name, size and mtime, without reading them."""
-    root = Path(path).expanduser()
-    if not root.is_dir() or _find_acl_root(root) is not None:  # an aclImdb tree is what load_splits reads
+    """Fingerprints of the local parquet files `load_splits` would read, without reading them; None
+    when it would read something else (an aclImdb tree, the Hub) or the files are ambiguous."""
+    files = parquet_files(Path(path).expanduser(), splits)
+    if files is None or any(len(matches) != 1 for matches in files.values()):
         return None
-    out = {}
-    for split in splits:
-        matches = sorted(root.glob(f"{split}-*.parquet")) or sorted(root.glob(f"{split}.parquet"))
-        if len(matches) != 1:
-            return None
-        stat = matches[0].stat()
-        out[split] = f"{matches[0].resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    return out
+    return {split: file_fingerprint(matches[0]) for split, matches in files.items()}
 
 
 def _write_entry(entry: Path, tokenizer_json: str, encoded: dict[str, EncodedSplit], settings: dict) -> None:

@@ -56,15 +56,31 @@ def _looks_like_hub_id(path: str) -> bool:
     return len(parts) == 2 and all(parts) and not path.startswith((".", "~"))
 
 
+def parquet_files(root: Path, splits: tuple[str, ...]) -> dict[str, list[Path]] | None:
+    """The parquet files `load_splits` reads for each split of a local directory (`<split>-*.parquet`,
+    else `<split>.parquet`), or None when it reads something else: no such directory, or an aclImdb
+    tree in it (which wins over parquet files beside it)."""
+    if not root.is_dir() or _find_acl_root(root) is not None:
+        return None
+    return {s: sorted(root.glob(f"{s}-*.parquet")) or sorted(root.glob(f"{s}.parquet")) for s in splits}
+
+
+def file_fingerprint(file: Path) -> str:
+    """A local file's identity for caches: its resolved path, size and modification time."""
+    stat = file.stat()
+    return f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def _load_local(root: Path, splits: tuple[str, ...], option: str) -> dict[str, Split]:
     if not root.is_dir():
         raise SeqsentError(f"data directory {root} does not exist: {fix_hint(option)}")
     acl = _find_acl_root(root)
     if acl is not None:
         return {split: _load_acl_split(acl, split) for split in splits}
+    found = parquet_files(root, splits)
+    assert found is not None  # a directory without an aclImdb tree
     files: dict[str, Path] = {}
-    for split in splits:
-        matches = sorted(root.glob(f"{split}-*.parquet")) or sorted(root.glob(f"{split}.parquet"))
+    for split, matches in found.items():
         if not matches:
             if not any(root.iterdir()):
                 raise SeqsentError(f"data directory {root} is empty: {fix_hint(option)}")
@@ -89,9 +105,7 @@ def _load_parquet(file: Path, split: str) -> Split:
     except Exception as err:  # pyarrow raises many types for a corrupt file
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise SeqsentError(f"cannot read {file} as parquet ({msg}): replace it with a valid parquet file") from None
-    stat = file.stat()
-    fingerprint = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    return _to_split(ds, str(file), split, fingerprint)
+    return _to_split(ds, str(file), split, file_fingerprint(file))
 
 
 def _to_split(ds: datasets.Dataset, origin: str, split: str, fingerprint: str) -> Split:
