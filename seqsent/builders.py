@@ -8,7 +8,9 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
@@ -16,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from omegaconf import DictConfig, OmegaConf
 
 from seqsent.checkpoint import preprocessing_of
+from seqsent.errors import SeqsentError
 from seqsent.utils import flatten
 
 HPARAM_METRICS = {"val/acc_best": 0.0, "test/acc": 0.0, "time/train_seconds": 0.0}
@@ -29,14 +32,31 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:
-    """The Trainer from `cfg.trainer` plus callbacks and loggers (no logger: `logger=False`)."""
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    """The Trainer from `cfg.trainer` plus callbacks and loggers (no logger: `logger=False`); a
+    setting Lightning rejects (`trainer.devices=0`, a GPU where none is, an unknown strategy) is a
+    one-line `SeqsentError`."""
+    try:
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, (MisconfigurationException, ValueError, TypeError, ModuleNotFoundError)):
+            raise SeqsentError(f"trainer settings rejected by Lightning: {trainer_fix(str(err.__cause__))}") from err
+        raise
     if isinstance(trainer.accelerator, CPUAccelerator) and trainer.precision == "bf16-mixed" and not cpu_has_bf16():
         rank_zero_warn(
             "trainer.precision=bf16-mixed on a CPU without native bf16 instructions (AVX512-BF16 or AMX): "
             "bf16 is emulated there and likely slower than fp32; use trainer.precision=32-true"
         )
     return trainer
+
+
+def trainer_fix(reason: str) -> str:
+    """Lightning's reason on one line, with the likely fix."""
+    reason = " ".join(reason.split()).rstrip(".!")
+    if not torch.cuda.is_available() and any(w in reason.lower() for w in ("gpu", "cuda")):
+        return f"{reason}: no GPU is visible to torch here: use trainer=cpu or trainer.accelerator=auto"
+    if "devices" in reason:
+        return f"{reason}: use trainer.devices=auto or a positive count"
+    return f"{reason}: fix the trainer.* override (see conf/trainer/ and Lightning's Trainer arguments)"
 
 
 def cpu_has_bf16() -> bool:

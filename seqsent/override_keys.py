@@ -4,13 +4,18 @@ Hydra rejects such a key too, but with a multi-line message and exit code 1. The
 `check_override_keys` first: it composes the config with the command's group choices (the first
 option of a sweep such as `model=rnn,lstm`) and looks up every other `key=value` override in it
 (dotted such as `model.hiden_size`, or top-level such as `sed`).
-Keys added on purpose (`+key=...`), removals (`~key`), Hydra's own keys (`hydra.*`) and command
-flags are left to Hydra. A config that cannot be composed here is left to Hydra as well.
+Keys added on purpose (`+model.key=...`) are looked up in the signature of the class their
+section builds (`_target_`): a name it does not take, or a key the config already has, fails in
+one line too. Hydra's own keys (`hydra.run.dir`) are looked up in Hydra's config. A word that is
+not an override at all (`python -m seqsent.eval run/last.ckpt`) fails in one line. Removals
+(`~key`), added keys outside a built section and command flags are left to Hydra, as is a config
+that cannot be composed here.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
@@ -44,6 +49,7 @@ def _all_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
 
 
 def _compose(config_name: str, choices: list[str]) -> DictConfig | None:
+    """The config with the command's group choices, Hydra's own config included (`hydra.*`)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -51,7 +57,7 @@ def _compose(config_name: str, choices: list[str]) -> DictConfig | None:
     was_initialized = GlobalHydra.instance().is_initialized()
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            return compose(config_name, overrides=choices)
+            return compose(config_name, overrides=choices, return_hydra_config=True)
     except Exception:  # anything odd about the command: Hydra reports it itself
         return None
     finally:
@@ -59,35 +65,125 @@ def _compose(config_name: str, choices: list[str]) -> DictConfig | None:
             GlobalHydra.instance().clear()
 
 
+def _suggest(key: str, known: list[str]) -> str:
+    """`did you mean ...? ` for the closest known key: a sibling with a similar name, or, where the
+    parent itself is unknown, a similar full key; empty when nothing is close."""
+    parent, _, name = key.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in known if k.rpartition(".")[0] == parent}
+    if siblings:
+        close = difflib.get_close_matches(name, list(siblings), n=1)
+        close = [siblings[c] for c in close]
+    else:
+        close = difflib.get_close_matches(key, known, n=1)
+    return f"did you mean {close[0]}? " if close else ""
+
+
+def _check_added_key(cfg: DictConfig, key: str) -> None:
+    """`+key=...`: refuse a key the config has, or one the class its section builds does not take."""
+    if _has_key(cfg, key):
+        raise SeqsentError(f"+{key}: the config already has {key}: write {key}=... without the +")
+    parent, _, name = key.rpartition(".")
+    if not parent or not _has_key(cfg, parent):
+        return
+    node = _node(cfg, parent)
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    if not isinstance(target, str):
+        return
+    try:
+        from hydra.utils import get_object
+
+        params = inspect.signature(get_object(target)).parameters
+    except Exception:  # an odd target: Hydra reports it itself
+        return
+    if name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [f"{parent}.{p}" for p in params if p != "self"]
+    raise SeqsentError(
+        f"+{key}: {target.rsplit('.', 1)[-1]} takes no argument {name!r}: {_suggest(key, takes)}"
+        f"(its arguments: {', '.join(p for p in params if p != 'self')})"
+    )
+
+
+def _node(cfg: DictConfig, dotted: str) -> object:
+    """The node at `dotted` (not resolved), None where the path leaves the dicts."""
+    node: object = cfg
+    for part in dotted.split("."):
+        node = node._get_node(part) if isinstance(node, DictConfig) else None
+    return node
+
+
 def check_override_keys(config_name: str, argv: list[str]) -> None:
     """Raise `SeqsentError` for the first `key=value` override (not a group choice) whose key
-    `config_name` lacks."""
+    `config_name` (or Hydra's config, for `hydra.*`) lacks, or the first `+key=value` that adds a
+    key the config has or the built class does not take."""
     conf = Path(config_dir())
-    choices, dotted = [], []
+    choices, dotted, added = [], [], []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if not sep or arg.startswith(("-", "+", "~")) or "@" in key or key.startswith("hydra"):
+        if not sep or arg.startswith(("-", "~")) or "@" in key:
             continue
-        if "." not in key and "/" not in key and (conf / key).is_dir():
+        if key.startswith("+"):
+            # ++key: set or add, either is fine; +group=option: a config group, checked by check_group_choices
+            if not key.startswith("++") and not (conf / key[1:]).is_dir():
+                added.append(key[1:])
+        elif key.startswith("hydra/") or ("." not in key and "/" not in key and (conf / key).is_dir()):
             choices.append(f"{key}={value.split(',')[0]}")
-        else:  # `model.hiden_size`, or a top-level key such as `sed`
+        else:  # `model.hiden_size`, `hydra.run.dir`, or a top-level key such as `sed`
             dotted.append(key)
-    if not dotted:
+    if not dotted and not added:
         return
     cfg = _compose(config_name, choices)
     if cfg is None:
         return
     known = _all_keys(cfg)
     for key in dotted:
-        if _has_key(cfg, key):
+        if not _has_key(cfg, key):
+            fix = (
+                "--cfg hydra lists Hydra's settings"
+                if key.startswith("hydra.")
+                else f"to add a new key, write +{key}=..."
+            )
+            raise SeqsentError(f"{key} is not a setting of this config: {_suggest(key, known)}({fix})")
+    for key in added:
+        _check_added_key(cfg, key)
+
+
+# flags of Hydra's command line that take the next word as their value
+_FLAGS_WITH_VALUE = frozenset(
+    ["--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p"]
+    + ["--info", "-i", "--experimental-rerun", "--shell-completion", "-sc"]
+)
+
+
+def check_words(argv: list[str]) -> None:
+    """Refuse a word that is neither an override (`key=value`, `~key`) nor a flag or a flag's value,
+    such as a checkpoint path given without `ckpt_path=`, and an override Hydra's grammar cannot
+    read (`model.lr=[1,`): Hydra's own messages for both are multi-line."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    previous, parser = "", OverridesParser.create()
+    for arg in argv:
+        is_value = previous in _FLAGS_WITH_VALUE
+        previous = arg
+        if arg.startswith("-") or is_value:
             continue
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise SeqsentError(f"{key} is not a setting of this config: {hint}(to add a new key, write +{key}=...)")
+        if "=" not in arg and not arg.startswith("~"):
+            example = f"ckpt_path={arg}" if arg.endswith(".ckpt") else "model.hidden_size=256"
+            raise SeqsentError(f"{arg!r} is not an override: write key=value (e.g. {example})")
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException as err:
+            reason = str(err).splitlines()[0] if str(err) else "unreadable"
+            raise SeqsentError(
+                f"{arg!r} is not a valid override ({reason}): quote a value with brackets, commas or "
+                "spaces, e.g. 'text=\"a, b\"'"
+            ) from None
 
 
 def check_overrides(config_name: str, argv: list[str]) -> None:
-    """The command line's checks before Hydra runs: group choices that exist (`check_group_choices`),
-    then keys that exist (`check_override_keys`)."""
+    """The command line's checks before Hydra runs: words that are overrides (`check_words`), group
+    choices that exist (`check_group_choices`), then keys that exist (`check_override_keys`)."""
+    check_words(argv)
     check_group_choices(argv)
     check_override_keys(config_name, argv)

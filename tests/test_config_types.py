@@ -93,13 +93,113 @@ def test_valid_and_hydra_keys_pass_the_key_check() -> None:
             "data.n_train=50",
             "callbacks=diagnostics",
             "callbacks.gradient_flow.every_n_steps=5",
-            "+model.extra=1",  # added on purpose
+            "+trainer.max_time=00:01:00:00",  # added on purpose: a Trainer argument
+            "++model.lr=0.01",  # set or add
+            "+tag=mine",  # a top-level key of the user's own
             "hydra.run.dir=/tmp/x",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",  # a key of the chosen launcher
             "trainer.plugins.0._target_=x",  # into a list
             "seed=1",
         ],
     )
     check_override_keys("eval", ["ckpt_path=x.ckpt", "trainer.max_epochs=1"])
+
+
+def test_added_keys_are_checked_against_the_class_they_configure() -> None:
+    from seqsent.override_keys import check_override_keys
+
+    with pytest.raises(SeqsentError) as err:
+        check_override_keys("train", ["+model.hiden_size=8"])
+    assert str(err.value).startswith(
+        "+model.hiden_size: SequenceClassifier takes no argument 'hiden_size': did you mean model.hidden_size? "
+        "(its arguments: vocab_size, cell,"
+    )
+    with pytest.raises(SeqsentError, match=r"^\+trainer.max_epoch: Trainer takes no argument .*trainer.max_epochs\?"):
+        check_override_keys("train", ["+trainer.max_epoch=1"])
+    with pytest.raises(SeqsentError, match=r"^\+model.lr: the config already has model.lr: write model.lr=... without"):
+        check_override_keys("train", ["+model.lr=0.1"])
+
+
+def test_hydra_keys_are_checked_against_hydras_config() -> None:
+    from seqsent.override_keys import check_override_keys
+
+    with pytest.raises(
+        SeqsentError, match=r"^hydra.run.dri is not a setting of this config: did you mean hydra.run.dir\?"
+    ):
+        check_override_keys("train", ["hydra.run.dri=/tmp/x"])
+    with pytest.raises(SeqsentError, match="hydra.launcher.n_job is not a setting"):
+        check_override_keys("train", ["hydra/launcher=joblib", "hydra.launcher.n_job=2"])
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            ["run/checkpoints/last.ckpt"],
+            "'run/checkpoints/last.ckpt' is not an override: write key=value (e.g. ckpt_path=run/",
+        ),
+        (["data=synthetic", "lstm"], "'lstm' is not an override: write key=value"),
+        (["model.lr=[1,"], "'model.lr=[1,' is not a valid override (no viable alternative at input '[1,'): quote"),
+    ],
+)
+def test_a_word_that_is_not_an_override_is_one_line(argv: list[str], message: str) -> None:
+    from seqsent.override_keys import check_words
+
+    with pytest.raises(SeqsentError) as err:
+        check_words(argv)
+    assert str(err.value).startswith(message)
+
+
+def test_flags_and_their_values_are_not_overrides() -> None:
+    from seqsent.override_keys import check_words
+
+    check_words(
+        ["-m", "--cfg", "job", "--config-name", "train", "-cn", "eval", "--info", "defaults", "~trainer.plugins"]
+    )
+    check_words(["--config-dir=/tmp/conf", "model=rnn", "--resolve", "--multirun"])
+    check_words(
+        ["ckpt_paths=[a.ckpt,b.ckpt]", "labels=[RNN,LSTM]", "text='a, b'", "model=rnn,lstm", "~trainer.plugins"]
+    )
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "trainer.devices=0",
+            "Trainer(devices=0)` value is not a valid input using cpu accelerator: use trainer.devices=auto",
+        ),
+        ("trainer.devices=-5", "`devices` selected with `CPUAccelerator` should be an int > 0: use trainer.devices"),
+        ("+trainer.strategy=nonsense", "invalid strategy name: `strategy='nonsense'`"),
+        ("trainer.accelerator=mps", "`MPSAccelerator` can not run on your system"),
+    ],
+)
+def test_trainer_settings_lightning_rejects_are_one_line(tmp_path: Path, override: str, message: str) -> None:
+    from seqsent.builders import build_trainer
+
+    with pytest.raises(SeqsentError, match="^trainer settings rejected by Lightning: ") as err:
+        build_trainer(composed("data=synthetic", override), [], [])
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_gpu_fix_is_named_where_no_gpu_is_visible(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from seqsent.builders import trainer_fix
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert trainer_fix("No supported gpu backend found!") == (
+        "No supported gpu backend found: no GPU is visible to torch here: use trainer=cpu or trainer.accelerator=auto"
+    )
+
+
+def test_the_entry_points_refuse_a_bare_checkpoint_path_in_one_line(tmp_path: Path) -> None:
+    for module in ("seqsent.eval", "seqsent.gradflow"):
+        proc = run_module(module, "ckpt_path=x.ckpt", str(tmp_path / "last.ckpt"), cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+        assert "is not an override: write key=value (e.g. ckpt_path=" in proc.stderr
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_eval_without_a_checkpoint_is_one_line_and_makes_no_directory(tmp_path: Path) -> None:
