@@ -245,3 +245,15 @@ def test_runs_that_differ_in_a_swept_setting_are_separate_rows(tmp_path: Path) -
     assert summaries["lstm model.lr=0.0001"].test_acc.std == pytest.approx(0.0141421, abs=1e-6)
     compare_main([str(root), f"out={tmp_path / 'report'}"])
     assert set(read_csv(tmp_path / "report" / "comparison.csv")) == set(summaries)
+
+
+def test_runs_gathered_as_links_are_found_once_and_a_link_loop_ends(sweep: Path, tmp_path: Path) -> None:
+    from seqsent.analysis.runs import find_run_dirs
+
+    gathered = tmp_path / "gathered"
+    gathered.mkdir()
+    for name in ("0_model=rnn,seed=0", "2_model=lstm,seed=0"):
+        (gathered / name).symlink_to(sweep / name, target_is_directory=True)
+    (gathered / "loop").symlink_to(gathered, target_is_directory=True)  # a link back up
+    assert [p.name for p in find_run_dirs(gathered)] == ["0_model=rnn,seed=0", "2_model=lstm,seed=0"]
+    assert {run.path.name for run in load_runs(gathered)} == {"0_model=rnn,seed=0", "2_model=lstm,seed=0"}

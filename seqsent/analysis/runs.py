@@ -112,10 +112,17 @@ def label_swept_settings(runs: list[Run]) -> None:
 
 
 def find_run_dirs(root: Path) -> list[Path]:
-    """Every directory at or below `root` holding `.hydra/config.yaml`, in path order."""
-    found = []
-    for dirpath, dirnames, _ in os.walk(root):
+    """Every directory at or below `root` holding `.hydra/config.yaml`, in path order. Symbolic links
+    to directories are followed (runs of several sweeps gathered as links into one directory), each
+    real directory once, so a link loop ends."""
+    found, seen = [], set()
+    for dirpath, dirnames, _ in os.walk(root, followlinks=True):
         here = Path(dirpath)
+        real = here.resolve()
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         if (here / ".hydra" / "config.yaml").is_file():
             found.append(here)
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
