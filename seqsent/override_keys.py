@@ -18,10 +18,10 @@ import difflib
 import inspect
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 
 from seqsent.errors import SeqsentError
-from seqsent.utils import check_group_choices, config_dir, register_resolvers
+from seqsent.utils import check_group_choices, config_dir, is_config_group, register_resolvers
 
 
 def _has_key(cfg: DictConfig, dotted: str) -> bool:
@@ -75,15 +75,23 @@ def _suggest(key: str, known: list[str]) -> str:
         close = [siblings[c] for c in close]
     else:
         close = difflib.get_close_matches(key, known, n=1)
-    return f"did you mean {close[0]}? " if close else ""
+    return f"did you mean {close[0]}? " if close and close[0] != key else ""
 
 
-def _check_added_key(cfg: DictConfig, key: str) -> None:
-    """`+key=...`: refuse a key the config has, or one the class its section builds does not take."""
-    if _has_key(cfg, key):
-        raise SeqsentError(f"+{key}: the config already has {key}: write {key}=... without the +")
+# Hydra's own keys of a node it instantiates, not arguments of the class
+_INSTANTIATE_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
+
+
+def _check_added_key(cfg: DictConfig, key: str, value: str, retargeted: set[str]) -> None:
+    """`+key=value`: refuse what Hydra would refuse (a key holding a value, unless a dict or list is
+    merged into it), and a name the class its section builds does not take (unless the command
+    sets that section's `_target_` too)."""
+    if _has_key(cfg, key) and not value.lstrip().startswith(("{", "[")):
+        node = _node(cfg, key)  # None or "???" in the config: Hydra lets + set it
+        if isinstance(node, Node) and not (node._is_none() or node._is_missing()):
+            raise SeqsentError(f"+{key}: the config already has {key}: write {key}=... without the +")
     parent, _, name = key.rpartition(".")
-    if not parent or not _has_key(cfg, parent):
+    if not parent or name in _INSTANTIATE_KEYS or parent in retargeted or not _has_key(cfg, parent):
         return
     node = _node(cfg, parent)
     target = node.get("_target_") if isinstance(node, DictConfig) else None
@@ -97,36 +105,41 @@ def _check_added_key(cfg: DictConfig, key: str) -> None:
         return
     if name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    takes = [f"{parent}.{p}" for p in params if p != "self"]
-    raise SeqsentError(
-        f"+{key}: {target.rsplit('.', 1)[-1]} takes no argument {name!r}: {_suggest(key, takes)}"
-        f"(its arguments: {', '.join(p for p in params if p != 'self')})"
-    )
+    names = [p for p in params if p != "self"]
+    takes = f"(its arguments: {', '.join(names)})" if names else "(it takes no arguments)"
+    suggestion = _suggest(key, [f"{parent}.{p}" for p in names])
+    raise SeqsentError(f"+{key}: {target.rsplit('.', 1)[-1]} takes no argument {name!r}: {suggestion}{takes}")
 
 
 def _node(cfg: DictConfig, dotted: str) -> object:
     """The node at `dotted` (not resolved), None where the path leaves the dicts."""
     node: object = cfg
     for part in dotted.split("."):
-        node = node._get_node(part) if isinstance(node, DictConfig) else None
+        # keys(), not `in` (see _has_key); _get_node raises on a key a struct config lacks
+        node = node._get_node(part) if isinstance(node, DictConfig) and part in node.keys() else None  # noqa: SIM118
     return node
 
 
 def check_override_keys(config_name: str, argv: list[str]) -> None:
     """Raise `SeqsentError` for the first `key=value` override (not a group choice) whose key
     `config_name` (or Hydra's config, for `hydra.*`) lacks, or the first `+key=value` that adds a
-    key the config has or the built class does not take."""
+    key the config holds a value for or the built class does not take. Flags and their values are
+    skipped; a group chosen by a sweep function (`model=glob(*)`) leaves the command to Hydra."""
     conf = Path(config_dir())
-    choices, dotted, added = [], [], []
-    for arg in argv:
+    choices, dotted, added, retargeted = [], [], [], set()
+    for arg in overrides_of(argv):
         key, sep, value = arg.partition("=")
-        if not sep or arg.startswith(("-", "~")) or "@" in key:
+        if not sep or arg.startswith("~") or "@" in key:
             continue
+        if key.lstrip("+").endswith("._target_"):
+            retargeted.add(key.lstrip("+").rpartition(".")[0])
         if key.startswith("+"):
             # ++key: set or add, either is fine; +group=option: a config group, checked by check_group_choices
-            if not key.startswith("++") and not (conf / key[1:]).is_dir():
-                added.append(key[1:])
-        elif key.startswith("hydra/") or ("." not in key and "/" not in key and (conf / key).is_dir()):
+            if not key.startswith("++") and not is_config_group(conf, key[1:]):
+                added.append((key[1:], value))
+        elif key.startswith("hydra/") or is_config_group(conf, key):
+            if "(" in value:  # glob(*), choice(a,b): which configs it picks is Hydra's to say
+                return
             choices.append(f"{key}={value.split(',')[0]}")
         else:  # `model.hiden_size`, `hydra.run.dir`, or a top-level key such as `sed`
             dotted.append(key)
@@ -138,14 +151,16 @@ def check_override_keys(config_name: str, argv: list[str]) -> None:
     known = _all_keys(cfg)
     for key in dotted:
         if not _has_key(cfg, key):
-            fix = (
-                "--cfg hydra lists Hydra's settings"
-                if key.startswith("hydra.")
-                else f"to add a new key, write +{key}=..."
-            )
+            parent = _node(cfg, key.rpartition(".")[0])
+            # Hydra's settings are typed, except open dicts such as hydra.job.env_set
+            open_dict = isinstance(parent, DictConfig) and OmegaConf.get_type(parent) in (dict, None)
+            if key.startswith("hydra.") and not open_dict:
+                fix = "--cfg hydra lists Hydra's settings"
+            else:
+                fix = f"to add a new key, write +{key}=..."
             raise SeqsentError(f"{key} is not a setting of this config: {_suggest(key, known)}({fix})")
-    for key in added:
-        _check_added_key(cfg, key)
+    for key, value in added:
+        _check_added_key(cfg, key, value, retargeted)
 
 
 # flags of Hydra's command line that take the next word as their value
@@ -155,35 +170,43 @@ _FLAGS_WITH_VALUE = frozenset(
 )
 
 
+def overrides_of(argv: list[str]) -> list[str]:
+    """`argv` without Hydra's flags and their values (`-m`, `--cfg job`, `-sc install=bash`)."""
+    out, previous = [], ""
+    for arg in argv:
+        if not arg.startswith("-") and previous not in _FLAGS_WITH_VALUE:
+            out.append(arg)
+        previous = arg
+    return out
+
+
 def check_words(argv: list[str]) -> None:
     """Refuse a word that is neither an override (`key=value`, `~key`) nor a flag or a flag's value,
     such as a checkpoint path given without `ckpt_path=`, and an override Hydra's grammar cannot
-    read (`model.lr=[1,`): Hydra's own messages for both are multi-line."""
+    read (`model.lr=[1,`, `seed=foo(1)`): Hydra's own messages for both are multi-line."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    previous, parser = "", OverridesParser.create()
-    for arg in argv:
-        is_value = previous in _FLAGS_WITH_VALUE
-        previous = arg
-        if arg.startswith("-") or is_value:
-            continue
+    parser = OverridesParser.create()
+    for arg in overrides_of(argv):
         if "=" not in arg and not arg.startswith("~"):
             example = f"ckpt_path={arg}" if arg.endswith(".ckpt") else "model.hidden_size=256"
             raise SeqsentError(f"{arg!r} is not an override: write key=value (e.g. {example})")
         try:
             parser.parse_overrides([arg])
         except OverrideParseException as err:
-            reason = str(err).splitlines()[0] if str(err) else "unreadable"
-            raise SeqsentError(
-                f"{arg!r} is not a valid override ({reason}): quote a value with brackets, commas or "
-                "spaces, e.g. 'text=\"a, b\"'"
-            ) from None
+            if err.__cause__ is not None:  # a sweep or cast function given wrong arguments
+                reason = str(err.__cause__).strip().splitlines()[0]
+                fix = "see https://hydra.cc/docs/advanced/override_grammar/extended/"
+            else:
+                reason = (str(err).strip().splitlines() or ["unreadable"])[0]
+                fix = "quote a value with brackets, commas or spaces, e.g. 'text=\"a, b\"'"
+            raise SeqsentError(f"{arg!r} is not a valid override ({reason}): {fix}") from None
 
 
 def check_overrides(config_name: str, argv: list[str]) -> None:
     """The command line's checks before Hydra runs: words that are overrides (`check_words`), group
     choices that exist (`check_group_choices`), then keys that exist (`check_override_keys`)."""
     check_words(argv)
-    check_group_choices(argv)
+    check_group_choices(overrides_of(argv))
     check_override_keys(config_name, argv)

@@ -21,7 +21,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -131,11 +131,14 @@ def train(cfg: DictConfig) -> dict:
         raise
     if first:
         settle_hydra_record(run_dir, subdir, accepted=True)
+        (run_dir / "error.txt").unlink(missing_ok=True)  # an earlier refused attempt's reason, if any
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
+    if not loggers:  # ~logger: Lightning refuses a learning-rate monitor with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     log_config = LogConfigOnceTraining(loggers, cfg)
     trainer = build_trainer(cfg, [*callbacks, log_config], loggers)
     check_launch(trainer)

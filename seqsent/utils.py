@@ -152,6 +152,16 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def is_config_group(conf: Path, key: str) -> bool:
+    """Whether `key` names a config group directory of `conf` (`model`, `data`; not `model.lr`)."""
+    if not key or "." in key or "/" in key:
+        return False
+    try:
+        return (conf / key).is_dir()
+    except OSError:  # a name the file system cannot hold (too long) is no group
+        return False
+
+
 def check_group_choices(argv: list[str]) -> None:
     """Fail in one line on `group=option` overrides naming no config file (before Hydra's
     multi-line error), e.g. `model=transformer`. Sweeps (`model=rnn,lstm`) are checked per item."""
@@ -159,8 +169,8 @@ def check_group_choices(argv: list[str]) -> None:
     for arg in argv:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
-        if not sep or "." in key or "/" in key or not (conf / key).is_dir() or value in ("", "null"):
-            continue
+        if not sep or not is_config_group(conf, key) or value in ("", "null") or "(" in value:
+            continue  # a sweep function (glob(*), choice(a,b)) is Hydra's to expand
         for option in value.split(","):
             if option and not (conf / key / f"{option}.yaml").is_file():
                 known = ", ".join(sorted(p.stem for p in (conf / key).glob("*.yaml")))

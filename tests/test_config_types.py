@@ -213,3 +213,52 @@ def test_the_entry_point_names_the_misspelled_key(tmp_path: Path) -> None:
     proc = run_module("seqsent.train", "data=synthetic", "model.hiden_size=8", f"hydra.run.dir={tmp_path / 'r'}")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
     assert "did you mean model.hidden_size?" in proc.stderr and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "name,argv",
+    [
+        ("train", ["+trainer.limit_train_batches=2"]),  # null in the config: Hydra lets + set it
+        ("eval", ["+ckpt_path=/nowhere/x.ckpt"]),
+        ("train", ["+hydra.job.env_set={X:1}"]),  # a dict merged into a key that has one
+        ("train", ["+model._recursive_=false", "+model._convert_=all"]),  # Hydra's own keys
+        ("train", ["data._target_=seqsent.data.SyntheticDataModule", "+data.n_train=100"]),  # another class
+        ("train", ["-sc", "install=bash"]),  # shell completion: a flag's value
+        ("train", ["--shell-completion", "query=bash"]),
+        ("train", ["-m", "model=glob(*)"]),  # a sweep function over a group
+        ("train", ["-m", "model=choice(rnn,lstm)", "seed=range(0,3)"]),
+    ],
+)
+def test_valid_command_lines_pass_every_check(name: str, argv: list[str]) -> None:
+    from seqsent.override_keys import check_overrides
+
+    check_overrides(name, argv)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["seed=foo(1)"], "'seed=foo(1)' is not a valid override (Unknown function 'foo'): see https://hydra.cc"),
+        (["-m", "model.lr=interval(1)"], "(missing a required argument: 'end')"),
+        (["+model." + "a" * 300 + "=1"], "SequenceClassifier takes no argument 'aaa"),
+        (["hydra.job.env_set.X=1"], "(to add a new key, write +hydra.job.env_set.X=...)"),
+        (["hydra.run.dri=x"], "did you mean hydra.run.dir? (--cfg hydra lists Hydra's settings)"),
+    ],
+)
+def test_refusals_name_the_real_reason(argv: list[str], message: str) -> None:
+    from seqsent.override_keys import check_overrides
+
+    with pytest.raises(SeqsentError) as err:
+        check_overrides("train", argv)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_refused_attempts_error_txt_goes_when_the_run_succeeds(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    tiny = ["data=synthetic", "data.n_train=60", "data.n_test=20", "model.hidden_size=8", "model.embed_dim=8"]
+    args = [*tiny, "model.bigram_buckets=0", "trainer.max_epochs=1", "test=false", f"hydra.run.dir={run}"]
+    refused = run_module("seqsent.train", *args, "trainer.devices=0", "~logger")
+    assert refused.returncode == 2 and (run / "error.txt").is_file(), refused.stderr[-2000:]
+    proc = run_module("seqsent.train", *args, "~logger")  # no logger: the learning-rate monitor is left out
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (run / "metrics.json").is_file() and not (run / "error.txt").exists()
