@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_USER_ERROR = 2
+ERROR_FILE = "error.txt"  # a failed Hydra job's reason, in its run dir (seqsent.compare reads it)
 
 
 class SeqsentError(Exception):
@@ -63,6 +64,11 @@ def report_errors(fn: F, hydra_job: bool = False) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def clear_recorded_failure(run_dir: Path) -> None:
+    """Remove an earlier refused attempt's `error.txt` from a run dir that now runs."""
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+
+
 def _record_failure(message: str) -> bool:
     """Write `error.txt` into the Hydra run dir (if any); True when running a multirun."""
     try:
@@ -74,7 +80,7 @@ def _record_failure(message: str) -> bool:
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
         if run_dir.is_dir() and not (run_dir / "metrics.json").exists():  # never touch a finished run
-            (run_dir / "error.txt").write_text(" ".join(message.split())[:2000] + "\n", encoding="utf-8")
+            (run_dir / ERROR_FILE).write_text(" ".join(message.split())[:2000] + "\n", encoding="utf-8")
         return hydra_cfg.mode == RunMode.MULTIRUN
     except Exception:  # never hide the original error
         return False

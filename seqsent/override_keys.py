@@ -131,8 +131,9 @@ def check_override_keys(config_name: str, argv: list[str]) -> None:
         key, sep, value = arg.partition("=")
         if not sep or arg.startswith("~") or "@" in key:
             continue
-        if key.lstrip("+").endswith("._target_"):
-            retargeted.add(key.lstrip("+").rpartition(".")[0])
+        section, _, name = key.lstrip("+").rpartition(".")
+        if name == "_target_":
+            retargeted.add(section)
         if key.startswith("+"):
             # ++key: set or add, either is fine; +group=option: a config group, checked by check_group_choices
             if not key.startswith("++") and not is_config_group(conf, key[1:]):

@@ -31,7 +31,7 @@ from seqsent.builders import LogConfigOnceTraining, build_trainer, instantiate_g
 from seqsent.callbacks import EpochTimer
 from seqsent.checkpoint import read_checkpoint
 from seqsent.config_types import check_config_types
-from seqsent.errors import SeqsentError, report_errors, report_job_errors
+from seqsent.errors import SeqsentError, clear_recorded_failure, report_errors, report_job_errors
 from seqsent.override_keys import check_overrides
 from seqsent.utils import config_dir, register_resolvers, run_markers, settle_hydra_record, write_json
 
@@ -131,7 +131,7 @@ def train(cfg: DictConfig) -> dict:
         raise
     if first:
         settle_hydra_record(run_dir, subdir, accepted=True)
-        (run_dir / "error.txt").unlink(missing_ok=True)  # an earlier refused attempt's reason, if any
+        clear_recorded_failure(run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)

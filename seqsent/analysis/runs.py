@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from seqsent.errors import SeqsentError
+from seqsent.errors import ERROR_FILE, SeqsentError
 
 COMPLETED, FAILED, INCOMPLETE = "completed", "failed", "incomplete"
 KNOWN_CELLS = ("rnn", "lstm", "gru")
@@ -185,7 +185,7 @@ def load_run(run_dir: Path, curves: bool = True) -> Run:
 
 
 def _read_status(run: Run) -> None:
-    metrics_file, error_file = run.path / "metrics.json", run.path / "error.txt"
+    metrics_file, error_file = run.path / "metrics.json", run.path / ERROR_FILE
     if metrics_file.is_file():
         try:
             run.metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
