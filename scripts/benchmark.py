@@ -52,6 +52,7 @@ from seqsent.allocator import ENV as MALLOC_ENV
 from seqsent.allocator import keep_freed_memory
 from seqsent.data.sources import ENV_DIR
 from seqsent.errors import SeqsentError, report_errors
+from seqsent.models.encoders import cpu_lstm_autocast_works
 
 BATCH_SIZES = (32, 256)
 
@@ -123,6 +124,12 @@ def data_source(args: argparse.Namespace) -> tuple[Path, str]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every measurement, as the JSON's dict."""
     device = bench.resolve_device(args.device)
+    low = bench.AUTOCAST_DTYPES.get(args.precision)
+    if device.type == "cpu" and low is not None and not cpu_lstm_autocast_works(low):
+        raise SeqsentError(
+            f"--precision {args.precision}: this CPU's oneDNN has no {args.precision} LSTM kernel (it needs "
+            "AVX512), so the LSTM would run in fp32: leave --precision/--bf16 out here"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     malloc_pad_mb = keep_freed_memory()

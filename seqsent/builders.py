@@ -44,7 +44,8 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logg
     if isinstance(trainer.accelerator, CPUAccelerator) and trainer.precision == "bf16-mixed" and not cpu_has_bf16():
         rank_zero_warn(
             "trainer.precision=bf16-mixed on a CPU without native bf16 instructions (AVX512-BF16 or AMX): "
-            "bf16 is emulated there and likely slower than fp32; use trainer.precision=32-true"
+            "bf16 is emulated there (the LSTM runs in fp32: oneDNN has no bf16 LSTM kernel for it) and likely "
+            "slower than fp32; use trainer.precision=32-true"
         )
     return trainer
 

@@ -15,6 +15,7 @@ from helpers import run_script as run_script_file
 
 from seqsent import bench
 from seqsent.errors import SeqsentError
+from seqsent.models.encoders import cpu_lstm_autocast_works
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
 TOP_KEYS = {
@@ -76,8 +77,13 @@ def test_quick_run_prints_and_writes_the_json(tmp_path: Path) -> None:
 
 def test_bf16_run_divides_by_the_bf16_matmul_rate_too() -> None:
     """Under bf16 autocast the kernels run in bf16: the *_autocast fractions compare them with a bf16
-    matmul, while lstm_train_flops_fraction keeps the fp32 rate as its denominator."""
+    matmul, while lstm_train_flops_fraction keeps the fp32 rate as its denominator. On a CPU whose
+    oneDNN has no bf16 LSTM kernel (no AVX512) the run is refused instead of timing an fp32 LSTM."""
     proc = run_script("--quick", "--skip-accuracy", *TINY, "--threads", "1", "--batches", "2,1", "--bf16")
+    if not cpu_lstm_autocast_works(torch.bfloat16):
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.count("\n") == 1 and "no bf16 LSTM kernel" in proc.stderr, proc.stderr
+        return
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["autocast_dtype"] == "bfloat16" and result["notes"]["precision"] == "bf16-mixed"

@@ -182,3 +182,33 @@ def test_a_resumed_run_keeps_its_best_validation_accuracy(monkeypatch: pytest.Mo
     fresh.on_train_start()
     fresh.val_acc_best(torch.tensor(0.5))
     assert float(fresh.val_acc_best.compute()) == pytest.approx(0.5)
+
+
+def test_lstm_falls_back_to_fp32_under_cpu_autocast_without_a_kernel(monkeypatch) -> None:
+    """Where oneDNN has no bf16 LSTM kernel (CPUs without AVX512) `nn.LSTM` under CPU autocast raises;
+    the encoder runs its LSTM layers in fp32 there: the same summary as without autocast."""
+    from seqsent.models import encoders
+
+    torch.manual_seed(0)
+    enc = RecurrentEncoder("lstm", 6, 5, num_layers=2, bidirectional=True)
+    x, lengths = torch.randn(3, 7, 6), torch.tensor([7, 4, 1])
+    expected = enc(x, lengths)
+    monkeypatch.setattr(encoders, "cpu_lstm_autocast_works", lambda dtype: False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(x, lengths)
+    assert out.dtype == torch.float32 and torch.equal(out, expected)
+    out.sum().backward()
+    assert all(p.grad is not None for p in enc.parameters())
+
+
+def test_the_cpu_autocast_probe_matches_what_the_lstm_does() -> None:
+    from seqsent.models.encoders import cpu_lstm_autocast_works
+
+    lstm = torch.nn.LSTM(4, 3)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.randn(2, 1, 4))
+        works = True
+    except RuntimeError:
+        works = False
+    assert cpu_lstm_autocast_works(torch.bfloat16) is works

@@ -10,9 +10,14 @@ The layers run time-major (T, B, ...), the layout the oneDNN and cuDNN kernels c
 batch-first input that is a transposed view of a time-major tensor (as `SequenceClassifier` embeds
 its tokens) reaches them without a copy, and the gradients come back without one (4% of a seed LSTM
 training step on the CPU).
+
+Under CPU autocast (bf16-mixed) on a processor whose oneDNN has no low-precision LSTM kernel (without
+AVX512 it raises "could not create a primitive descriptor"), the LSTM layers run in fp32 instead.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import Tensor, nn
@@ -86,6 +91,31 @@ def unmasked(tokens: Tensor, lengths: Tensor, length: int, pad_id: int = 0) -> t
     shift = (width - lengths).unsqueeze(1)  # rotate each row right until its last token ends the row
     index = (torch.arange(width, device=tokens.device).unsqueeze(0) - shift) % width
     return tokens.gather(1, index)[:, width - length :], torch.full_like(lengths, length)
+
+
+def run_layer(layer: nn.Module, x: Tensor) -> Tensor:
+    """`layer(x)[0]`; an `nn.LSTM` under CPU autocast runs in fp32 where oneDNN has no kernel for the
+    autocast dtype (see the module docstring)."""
+    if (
+        isinstance(layer, nn.LSTM)
+        and x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and not cpu_lstm_autocast_works(torch.get_autocast_dtype("cpu"))
+    ):
+        with torch.autocast("cpu", enabled=False):
+            return layer(x.float())[0]
+    return layer(x)[0]
+
+
+@functools.cache
+def cpu_lstm_autocast_works(dtype: torch.dtype) -> bool:
+    """Whether an `nn.LSTM` runs under CPU autocast to `dtype` here (tried once on a tiny input)."""
+    try:
+        with torch.autocast("cpu", dtype=dtype), torch.no_grad():
+            nn.LSTM(2, 2)(torch.zeros(1, 1, 2))
+    except RuntimeError:
+        return False
+    return True
 
 
 class RecurrentEncoder(nn.Module):
@@ -168,9 +198,9 @@ class RecurrentEncoder(nn.Module):
             if i > 0:  # masks drawn batch-first, as they were before the layers ran time-major
                 fwd_out = self.dropout(fwd_out.transpose(0, 1)).transpose(0, 1)
             inp = fwd_out
-            fwd_out = self.forward_layers[i](inp)[0]
+            fwd_out = run_layer(self.forward_layers[i], inp)
             if self.backward_layers is not None:
-                bwd_rev = self.backward_layers[i](reverse_within_lengths(inp, lengths, dim=0))[0]
+                bwd_rev = run_layer(self.backward_layers[i], reverse_within_lengths(inp, lengths, dim=0))
                 if i < self.num_layers - 1:
                     fwd_out = torch.cat([fwd_out, reverse_within_lengths(bwd_rev, lengths, dim=0)], dim=-1)
         return fwd_out, bwd_rev
