@@ -189,6 +189,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "lstm", 32, args.max_len, sizes, device, args.batch_counts[32], args.warmup, precision=args.precision
         )
         bench.log(f"nn.LSTM layer alone, batch 32: {layer['layer_step_ms']:.1f} ms forward+backward")
+        paired = None
+        if args.precision == "32":
+            rounds, steps = (2, 2) if args.quick else (7, 10)
+            paired = bench.paired_lstm_fraction(dm, sizes, device, rounds, steps, matmul_size=size, seed=args.seed)
+            bench.log(
+                f"LSTM step / matmul rate in {rounds} paired rounds: median {paired['fraction_median']:.3f} "
+                f"({min(paired['fractions']):.3f}-{max(paired['fractions']):.3f})"
+            )
 
         detail: dict[str, Any]
         if args.skip_accuracy:
@@ -227,6 +235,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "matmul_gflops": gflops,
         "lstm_train_flops_fraction": train_rate / gflops,
         "lstm_layer_flops_fraction": layer["layer_gate_gflops"] / gflops,
+        "lstm_train_flops_fraction_paired": paired["fraction_median"] if paired else None,
+        "lstm_paired_detail": paired,
         "autocast_dtype": None if low_dtype is None else str(low_dtype).removeprefix("torch."),
         "matmul_gflops_autocast": low_gflops,
         "lstm_train_flops_fraction_autocast": None if low_gflops is None else train_rate / low_gflops,
@@ -243,6 +253,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "lstm_layer_flops_fraction": "the nn.LSTM layer alone (forward and backward over a random batch-32 input "
             "of max_len steps, no embedding, head, loss or optimizer) as a fraction of matmul_gflops: the kernel's "
             "own efficiency; lstm_train_flops_fraction is the whole training step's",
+            "lstm_train_flops_fraction_paired": "the same whole-step fraction with the matmul rate measured right "
+            "before each round of seed LSTM steps (batch 32, fp32 only), the median over the rounds "
+            "(seqsent.bench.paired): the machine's drift between the two measurements cancels; "
+            "lstm_paired_detail lists every round",
             "autocast": "with --precision bf16 or 16 the kernels run in that dtype: lstm_*_flops_fraction still "
             "divide by the fp32 matmul rate (matmul_gflops), the *_autocast keys by the same-size matmul in the "
             "autocast dtype (matmul_gflops_autocast, torch_mm)",

@@ -24,6 +24,7 @@ TOP_KEYS = {
     "matmul_gflops",
     "lstm_train_flops_fraction",
     "lstm_layer_flops_fraction",
+    "lstm_train_flops_fraction_paired",
     "time_to_86_2",
     "time_to_86_2_recipe",
     "models",
@@ -59,6 +60,11 @@ def test_quick_run_prints_and_writes_the_json(tmp_path: Path) -> None:
     assert result["lstm_layer_flops_fraction"] == pytest.approx(
         layer["layer_gate_gflops"] / result["matmul_gflops"], rel=0.01
     )
+    paired = result["lstm_paired_detail"]  # --quick: 2 rounds of 2 steps, the matmul timed before each
+    assert len(paired["fractions"]) == len(paired["matmul_gflops"]) == len(paired["train_gate_gflops"]) == 2
+    for fraction, matmul, rate in zip(paired["fractions"], paired["matmul_gflops"], paired["train_gate_gflops"]):
+        assert fraction == pytest.approx(rate / matmul, rel=0.01)
+    assert result["lstm_train_flops_fraction_paired"] == pytest.approx(sum(paired["fractions"]) / 2, rel=0.01)
     assert result["autocast_dtype"] is None and result["matmul_gflops_autocast"] is None  # an fp32 run
     assert result["lstm_train_flops_fraction_autocast"] is None
     assert result["time_to_86_2"] is None and "skipped" in result["time_to_86_2_detail"]["reason"]

@@ -29,6 +29,7 @@ from seqsent.bench.common import (
 )
 from seqsent.bench.data import datasets_cache, imdb_like_reviews, synthetic_imdb_dir, time_prep
 from seqsent.bench.graphed import GraphedTrainStep, benchmark_epoch, measure_epoch
+from seqsent.bench.paired import paired_lstm_fraction
 from seqsent.bench.throughput import (
     benchmark_cell,
     gate_flops,
@@ -69,6 +70,7 @@ __all__ = [
     "measure_inference",
     "measure_layer",
     "measure_training",
+    "paired_lstm_fraction",
     "parse_recipe",
     "peak_rss_mb",
     "reset_peak_rss",

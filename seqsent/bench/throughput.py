@@ -109,15 +109,13 @@ def plain_optimizer(model: SequenceClassifier) -> torch.optim.Optimizer:
     return optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
 
 
-def measure_training(
-    model: SequenceClassifier, batches: list[Batch], warmup: int, device: torch.device, precision: str = "32"
-) -> dict[str, float]:
-    """Training steps as SequenceClassifier takes them (forward, BCE-with-logits, backward, its optimizer),
-    in a plain loop; the first `warmup` batches are not timed. fp16 (`precision="16"`) scales the loss
-    with a GradScaler, as Lightning's 16-mixed does."""
+def train_step(
+    model: SequenceClassifier, device: torch.device, precision: str = "32"
+) -> Callable[[Batch], torch.Tensor]:
+    """One training step as SequenceClassifier takes it (forward, BCE-with-logits, backward, its
+    optimizer), on `model` moved to `device` in train mode; returns the detached loss."""
     model.to(device).train()
     optimizer = plain_optimizer(model)
-    batches = [to_device(b, device) for b in batches]
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "16")
 
     def step(batch: Batch) -> torch.Tensor:
@@ -130,6 +128,17 @@ def measure_training(
         scaler.update()
         return loss.detach()
 
+    return step
+
+
+def measure_training(
+    model: SequenceClassifier, batches: list[Batch], warmup: int, device: torch.device, precision: str = "32"
+) -> dict[str, float]:
+    """Training steps as SequenceClassifier takes them (forward, BCE-with-logits, backward, its optimizer),
+    in a plain loop; the first `warmup` batches are not timed. fp16 (`precision="16"`) scales the loss
+    with a GradScaler, as Lightning's 16-mixed does."""
+    batches = [to_device(b, device) for b in batches]
+    step = train_step(model, device, precision)
     for batch in batches[:warmup]:
         step(batch)
     timed = batches[warmup:]

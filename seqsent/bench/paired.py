@@ -1,0 +1,67 @@
+"""The LSTM training step's FLOP fraction with the matmul rate measured beside it, round by round.
+
+A shared virtual machine's speed drifts: on the 2-core development machines the 2048x2048 fp32
+matmul rate moved between 76 and 153 GFLOP/s within one session, and an LSTM step by as much.
+`lstm_train_flops_fraction` divides a rate measured over ~4 s of steps by a matmul rate measured
+seconds to minutes earlier, so it carries that drift. Here each round times the matmul and then the
+same seed LSTM steps right after it; the median of the rounds' ratios compares the two under the
+same conditions, and the spread of the rounds shows how much the machine moved.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from seqsent.bench.common import synchronize
+from seqsent.bench.throughput import gate_flops, matmul_gflops, sample_batches, seed_model, to_device, train_step
+from seqsent.data import IMDBDataModule
+
+
+def paired_lstm_fraction(
+    dm: IMDBDataModule,
+    sizes: dict[str, int],
+    device: torch.device,
+    rounds: int = 7,
+    steps: int = 10,
+    batch_size: int = 32,
+    matmul_size: int = 2048,
+    warmup: int = 3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Median over `rounds` of (seed LSTM training steps' gate-matmul rate) / (fp32 matmul rate, the
+    faster of torch_mm and oneDNN, best of 3, measured just before those `steps` steps)."""
+    if rounds < 1 or steps < 1:
+        raise ValueError("rounds and steps must be >= 1")
+    batches = [to_device(b, device) for b in sample_batches(dm.train_set, dm.collator, batch_size, steps, seed)]
+    model = seed_model("lstm", sizes, seed)
+    step = train_step(model, device)
+    for batch in batches[:warmup]:
+        step(batch)
+    hp = model.hparams
+    flops = sum(3 * gate_flops("lstm", *b["tokens"].shape, hp.embed_dim, hp.hidden_size) for b in batches)
+    fractions, matmul_rates, step_rates = [], [], []
+    for _ in range(rounds):
+        matmul = max(matmul_gflops(device, matmul_size, repeats=3).values())
+        synchronize(device)
+        start = time.perf_counter()
+        losses = [step(batch) for batch in batches]
+        synchronize(device)
+        rate = flops / (time.perf_counter() - start) / 1e9
+        if not all(bool(torch.isfinite(loss)) for loss in losses):
+            raise FloatingPointError("non-finite loss while benchmarking")
+        fractions.append(rate / matmul)
+        matmul_rates.append(matmul)
+        step_rates.append(rate)
+    return {
+        "fraction_median": statistics.median(fractions),
+        "fractions": fractions,
+        "matmul_gflops": matmul_rates,
+        "train_gate_gflops": step_rates,
+        "rounds": rounds,
+        "steps_per_round": steps,
+        "batch_size": batch_size,
+    }
