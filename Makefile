@@ -28,8 +28,10 @@ SELF_TRAIN_OUT ?= outputs/self_train_$(shell date +%Y-%m-%d_%H-%M-%S)
 self-train: venv
 	$(BIN)/python scripts/self_train.py --out $(SELF_TRAIN_OUT) $(ARGS)
 
+# one pytest worker per core (pytest-xdist), each test file on one worker so its module fixtures are built
+# once (measured: 9 min instead of 15 on a 2-core AVX2 machine)
 test: venv
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile $(ARGS)
 
 test-slow: venv
 	$(BIN)/python -m pytest -m slow $(ARGS)
