@@ -127,8 +127,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     low = bench.AUTOCAST_DTYPES.get(args.precision)
     if device.type == "cpu" and low is not None and not cpu_lstm_autocast_works(low):
         raise SeqsentError(
-            f"--precision {args.precision}: this CPU's oneDNN has no {args.precision} LSTM kernel (it needs "
-            "AVX512), so the LSTM would run in fp32: leave --precision/--bf16 out here"
+            f"--precision {args.precision}: this CPU's oneDNN has no {args.precision} LSTM kernel (bf16 needs "
+            "AVX-512), so the LSTM would run in fp32: leave --precision/--bf16 out here"
         )
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -192,7 +192,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         paired = None
         if args.precision == "32":
             rounds, steps = (2, 2) if args.quick else (7, 10)
-            paired = bench.paired_lstm_fraction(dm, sizes, device, rounds, steps, matmul_size=size, seed=args.seed)
+            paired = bench.paired_lstm_fraction(
+                dm, sizes, device, rounds, steps, matmul_size=size, warmup=args.warmup, seed=args.seed
+            )
             bench.log(
                 f"LSTM step / matmul rate in {rounds} paired rounds: median {paired['fraction_median']:.3f} "
                 f"({min(paired['fractions']):.3f}-{max(paired['fractions']):.3f})"

@@ -212,3 +212,13 @@ def test_the_cpu_autocast_probe_matches_what_the_lstm_does() -> None:
     except RuntimeError:
         works = False
     assert cpu_lstm_autocast_works(torch.bfloat16) is works
+
+
+def test_the_probe_leaves_the_random_state_alone() -> None:
+    """The probe builds an LSTM once per process: a seeded run must draw the same numbers either way."""
+    from seqsent.models.encoders import cpu_lstm_autocast_works
+
+    cpu_lstm_autocast_works.cache_clear()
+    state = torch.get_rng_state()
+    cpu_lstm_autocast_works(torch.bfloat16)
+    assert torch.equal(torch.get_rng_state(), state)

@@ -77,3 +77,21 @@ def test_fast_path_equals_the_tokenizer_on_all_of_imdb() -> None:
         ids, offsets = vocab.encode(tok, raw[split].texts)
         ref_ids, ref_offsets = reference_encode(tok, raw[split].texts)
         assert np.array_equal(offsets, ref_offsets) and np.array_equal(ids, ref_ids), split
+
+
+def test_tokenizers_the_fast_path_cannot_copy_take_the_tokenizers_path() -> None:
+    """Added tokens beyond the specials, truncation or padding in the JSON, `<unk>` elsewhere than id 1:
+    `tokenizers` alone encodes then, so the ids stay the tokenizer's."""
+    texts = [*tricky_texts(), "ZZZ zzz great movie", "xyz great"]
+    base = vocab.train_tokenizer(texts, vocab_size=300)
+    added = Tokenizer.from_str(base.to_str())
+    added.add_special_tokens(["zzz"])
+    truncating = Tokenizer.from_str(base.to_str())
+    truncating.enable_truncation(2)
+    padding = Tokenizer.from_str(base.to_str())
+    padding.enable_padding()
+    for tok in (added, truncating, padding):
+        assert vocab._fast_rules(tok) is None
+        ids, offsets = vocab.encode(tok, texts)
+        ref_ids, ref_offsets = reference_encode(tok, texts)
+        assert np.array_equal(offsets, ref_offsets) and np.array_equal(ids, ref_ids)

@@ -70,13 +70,16 @@ def _batches(texts: list[str], size: int = 1000):
 
 
 def _fast_rules(tok: Tokenizer) -> tuple[str, list[str]] | None:
-    """(punctuation, special tokens' texts) when `tok` normalizes and splits as `new_tokenizer` does,
-    so the ASCII fast path is exact for it; None for any other tokenizer."""
+    """(punctuation, special tokens' texts) when `tok` is a tokenizer `new_tokenizer` made and training
+    filled (its normalizer and pre-tokenizer, a WordLevel model with `<unk>` at UNK_ID, only `<pad>`
+    and `<unk>` added, no truncation or padding), so the ASCII fast path is exact for it; else None."""
     spec = json.loads(tok.to_str())
-    added = spec.get("added_tokens") or []
-    if spec["model"].get("type") != "WordLevel" or spec["model"].get("unk_token") != UNK:
+    model, added = spec["model"], spec.get("added_tokens") or []
+    if model.get("type") != "WordLevel" or model.get("unk_token") != UNK or model["vocab"].get(UNK) != UNK_ID:
         return None
-    if any(token.get("normalized") for token in added):  # matched after normalization: not handled here
+    if spec.get("truncation") is not None or spec.get("padding") is not None:
+        return None
+    if any(token["content"] not in (PAD, UNK) or token.get("normalized") for token in added):
         return None
     for punctuation in PUNCTUATION:
         ref = json.loads(new_tokenizer(punctuation).to_str())
@@ -108,7 +111,8 @@ def encode(tok: Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     with ThreadPoolExecutor(1) as pool:  # tokenizers releases the GIL: it runs beside the Python loop
         future = pool.submit(tok.encode_batch_fast, [texts[i] for i in slow], add_special_tokens=False)
         if rules is not None:
-            get, pattern, fast = tok.get_vocab().get, _ASCII_WORDS[rules[0]], set(slow)
+            # the model's own table: get_vocab() also holds added tokens, which WordLevel never looks up
+            get, pattern, fast = tok.get_vocab(with_added_tokens=False).get, _ASCII_WORDS[rules[0]], set(slow)
             for i, text in enumerate(texts):
                 if i not in fast:
                     per_text[i] = [get(w, UNK_ID) for w in pattern.findall(_TAG.sub(" ", text.lower()))]

@@ -109,10 +109,15 @@ def run_layer(layer: nn.Module, x: Tensor) -> Tensor:
 
 @functools.cache
 def cpu_lstm_autocast_works(dtype: torch.dtype) -> bool:
-    """Whether an `nn.LSTM` runs under CPU autocast to `dtype` here (tried once on a tiny input)."""
+    """Whether an `nn.LSTM` trains (forward and backward) under CPU autocast to `dtype` here, tried once
+    on a tiny input without touching the global random state (a seeded run draws the same numbers
+    whether or not this ran first in its process)."""
     try:
-        with torch.autocast("cpu", dtype=dtype), torch.no_grad():
-            nn.LSTM(2, 2)(torch.zeros(1, 1, 2))
+        with torch.random.fork_rng(devices=[]), torch.enable_grad(), torch.inference_mode(False):
+            x = torch.zeros(1, 1, 2, requires_grad=True)
+            with torch.autocast("cpu", dtype=dtype):
+                out = nn.LSTM(2, 2)(x)[0]
+            out.float().sum().backward()
     except RuntimeError:
         return False
     return True
