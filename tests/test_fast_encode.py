@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+import sys
 
 import numpy as np
 import pytest
@@ -94,4 +95,33 @@ def test_tokenizers_the_fast_path_cannot_copy_take_the_tokenizers_path() -> None
         assert vocab._fast_rules(tok) is None
         ids, offsets = vocab.encode(tok, texts)
         ref_ids, ref_offsets = reference_encode(tok, texts)
+        assert np.array_equal(offsets, ref_offsets) and np.array_equal(ids, ref_ids)
+
+
+def test_the_helper_process_splits_half_and_a_failing_one_changes_nothing(monkeypatch) -> None:
+    """From HELPER_MIN_TEXTS ASCII reviews on, a helper process (`python -m seqsent.ascii_words`) splits
+    half of them; if it cannot run, this process splits them: the ids are the same either way."""
+    texts = tricky_texts()
+    tok = vocab.train_tokenizer(texts, vocab_size=300)
+    ref_ids, ref_offsets = reference_encode(tok, texts)
+    monkeypatch.setattr(vocab, "HELPER_MIN_TEXTS", 10)
+    started = []
+    real = vocab._ascii_ids_beside
+
+    def spy(*args):
+        started.append(len(args[0]))
+        return real(*args)
+
+    monkeypatch.setattr(vocab, "_ascii_ids_beside", spy)
+    ids, offsets = vocab.encode(tok, texts)
+    assert started and started[0] >= 300  # the helper took about half of the ASCII reviews
+    assert np.array_equal(offsets, ref_offsets) and np.array_equal(ids, ref_ids)
+    junk = "import sys; sys.stdout.buffer.write(b'junk')"
+    for broken in (
+        ["/nonexistent/python"],
+        [sys.executable, "-c", "import sys; sys.exit(3)"],
+        [sys.executable, "-c", junk],
+    ):
+        monkeypatch.setattr(vocab, "HELPER_COMMAND", broken)
+        ids, offsets = vocab.encode(tok, texts)
         assert np.array_equal(offsets, ref_offsets) and np.array_equal(ids, ref_ids)

@@ -7,7 +7,8 @@ Specials: `<pad>` = 0 and `<unk>` = 1, counted inside `vocab_size`.
 
 Speed: `tokenizers` spends most of its time in Oniguruma's Unicode regex and its per-character
 alignment bookkeeping. For ASCII reviews (91% of IMDB) Python's `re` finds the same words 2-3x faster
-on one core, so `encode` splits those in Python while `tokenizers` encodes the rest on the other core.
+on one core (`seqsent.ascii_words`), so `encode` splits those in Python, for large batches half of
+them in a helper process on the second core, while `tokenizers` encodes the rest in a thread.
 The tokenizer stays the definition: the ids are identical, which tests check on every ASCII character
 and on all of IMDB. Measured and not kept: sending `tokenizers` a share of the ASCII reviews too, to
 balance the cores (no gain); feeding the vocabulary trainer pre-split words (as slow as raw text);
@@ -19,25 +20,27 @@ and the encoding's 7.1 s: Python's per-word work costs as much as the trainer sa
 from __future__ import annotations
 
 import json
-import re
+import pickle
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
+from seqsent.ascii_words import TAG_PATTERN, ascii_ids
+
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
-TAG_PATTERN = r"<[^<>]{0,20}>"
 TOKENIZER_VERSION = "wordlevel-v1"
 PUNCTUATION = ("keep", "drop")
 PUNCT_PATTERN = r"[^\w\s]+"
-# Oniguruma's \w and \s restricted to ASCII (Python's \s would also take \x1c-\x1f, which it does not)
-_ASCII_WORD, _ASCII_SPACE = "A-Za-z0-9_", " \t\n\x0b\x0c\r"
-_ASCII_WORDS = {
-    "keep": re.compile(f"[{_ASCII_WORD}]+|[^{_ASCII_WORD}{_ASCII_SPACE}]+"),
-    "drop": re.compile(f"[{_ASCII_WORD}]+"),  # punctuation became spaces: words only
-}
-_TAG = re.compile(TAG_PATTERN)
+# a helper process splits half the ASCII reviews from this many on (fewer: its start-up costs more than it saves)
+HELPER_MIN_TEXTS = 4000
+HELPER_COMMAND = [sys.executable, "-m", "seqsent.ascii_words"]
+HELPER_TIMEOUT_S = 600
 
 
 def new_tokenizer(punctuation: str = "keep") -> Tokenizer:
@@ -98,24 +101,37 @@ def encode(tok: Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Encode texts to a flat int32 id array and int64 offsets (`ids[off[i]:off[i+1]]`).
 
     An empty review (or one of only tags/whitespace) becomes a single `<unk>`, so every
-    review has length >= 1. ASCII reviews are split in Python while `tokenizers` encodes the others
-    (and any holding a special token's text, which the tokenizer extracts before normalizing).
+    review has length >= 1. ASCII reviews are split in Python (for large batches half of them by a
+    helper process, `seqsent.ascii_words`) while `tokenizers` encodes the others in a thread (and any
+    holding a special token's text, which the tokenizer extracts before normalizing).
     """
     rules = _fast_rules(tok)
     if rules is None:
-        slow = list(range(len(texts)))
+        slow, fast = list(range(len(texts))), []
     else:
         specials = rules[1]
-        slow = [i for i, t in enumerate(texts) if not t.isascii() or any(s in t for s in specials)]
-    per_text: list[list[int] | None] = [None] * len(texts)
+        is_slow = [not t.isascii() or any(s in t for s in specials) for t in texts]
+        slow = [i for i, flag in enumerate(is_slow) if flag]
+        fast = [i for i, flag in enumerate(is_slow) if not flag]
+    per_text: list = [None] * len(texts)
     with ThreadPoolExecutor(1) as pool:  # tokenizers releases the GIL: it runs beside the Python loop
         future = pool.submit(tok.encode_batch_fast, [texts[i] for i in slow], add_special_tokens=False)
-        if rules is not None:
+        if fast:
+            punctuation = rules[0]
             # the model's own table: get_vocab() also holds added tokens, which WordLevel never looks up
-            get, pattern, fast = tok.get_vocab(with_added_tokens=False).get, _ASCII_WORDS[rules[0]], set(slow)
-            for i, text in enumerate(texts):
-                if i not in fast:
-                    per_text[i] = [get(w, UNK_ID) for w in pattern.findall(_TAG.sub(" ", text.lower()))]
+            vocab = tok.get_vocab(with_added_tokens=False)
+            mine, theirs = (
+                (fast[: len(fast) // 2], fast[len(fast) // 2 :]) if len(fast) >= HELPER_MIN_TEXTS else (fast, [])
+            )
+            wait = _ascii_ids_beside([texts[i] for i in theirs], vocab, punctuation) if theirs else None
+            for i, ids in zip(mine, ascii_ids([texts[i] for i in mine], vocab, punctuation, UNK_ID)):
+                per_text[i] = ids
+            if theirs:
+                got = wait()
+                if got is None:  # the helper could not run: split them here
+                    got = ascii_ids([texts[i] for i in theirs], vocab, punctuation, UNK_ID)
+                for i, ids in zip(theirs, got):
+                    per_text[i] = ids
         for i, enc in zip(slow, future.result()):
             per_text[i] = enc.ids
     lengths = np.fromiter((max(len(ids), 1) for ids in per_text), dtype=np.int64, count=len(texts))
@@ -123,6 +139,44 @@ def encode(tok: Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     np.cumsum(lengths, out=offsets[1:])
     ids = np.full(int(offsets[-1]), UNK_ID, dtype=np.int32)
     for i, text_ids in enumerate(per_text):
-        if text_ids:
+        if len(text_ids):
             ids[offsets[i] : offsets[i + 1]] = text_ids
     return ids, offsets
+
+
+def _ascii_ids_beside(texts: list[str], vocab: dict[str, int], punctuation: str) -> Callable[[], list | None]:
+    """Start the helper process on `texts`; the function returned waits for their ids (a list of int32
+    arrays), or returns None when the helper could not start, failed or timed out."""
+    try:
+        proc = subprocess.Popen(
+            HELPER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+    except OSError:
+        return lambda: None
+    payload = pickle.dumps((texts, vocab, punctuation, UNK_ID), protocol=pickle.HIGHEST_PROTOCOL)
+    out: dict[str, bytes] = {}
+
+    def talk() -> None:  # in a thread: writing the texts blocks until the helper has read them
+        try:
+            out["stdout"] = proc.communicate(payload, timeout=HELPER_TIMEOUT_S)[0]
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+
+    thread = threading.Thread(target=talk, daemon=True)
+    thread.start()
+
+    def wait() -> list | None:
+        thread.join()
+        if proc.returncode != 0 or "stdout" not in out:
+            return None
+        try:
+            flat_bytes, length_bytes = pickle.loads(out["stdout"])
+        except Exception:  # noqa: BLE001 - a garbled answer: split the texts here instead
+            return None
+        flat, lengths = np.frombuffer(flat_bytes, dtype=np.intc), np.frombuffer(length_bytes, dtype=np.int64)
+        if len(lengths) != len(texts) or int(lengths.sum()) != len(flat):
+            return None
+        return np.split(flat.astype(np.int32, copy=False), np.cumsum(lengths)[:-1])
+
+    return wait
