@@ -11,13 +11,19 @@ same conditions, and the spread of the rounds shows how much the machine moved.
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any
 
 import torch
 
-from seqsent.bench.common import synchronize
-from seqsent.bench.throughput import gate_flops, matmul_gflops, sample_batches, seed_model, to_device, train_step
+from seqsent.bench.throughput import (
+    matmul_gflops,
+    sample_batches,
+    seed_model,
+    time_steps,
+    to_device,
+    train_gate_flops,
+    train_step,
+)
 from seqsent.data import IMDBDataModule
 
 
@@ -41,18 +47,11 @@ def paired_lstm_fraction(
     step = train_step(model, device)
     for batch in batches[:warmup]:
         step(batch)
-    hp = model.hparams
-    flops = sum(3 * gate_flops("lstm", *b["tokens"].shape, hp.embed_dim, hp.hidden_size) for b in batches)
+    flops = train_gate_flops(model, batches)
     fractions, matmul_rates, step_rates = [], [], []
     for _ in range(rounds):
         matmul = max(matmul_gflops(device, matmul_size, repeats=3).values())
-        synchronize(device)
-        start = time.perf_counter()
-        losses = [step(batch) for batch in batches]
-        synchronize(device)
-        rate = flops / (time.perf_counter() - start) / 1e9
-        if not all(bool(torch.isfinite(loss)) for loss in losses):
-            raise FloatingPointError("non-finite loss while benchmarking")
+        rate = flops / time_steps(step, batches, device)[0] / 1e9
         fractions.append(rate / matmul)
         matmul_rates.append(matmul)
         step_rates.append(rate)

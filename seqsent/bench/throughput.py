@@ -131,6 +131,27 @@ def train_step(
     return step
 
 
+def time_steps(
+    step: Callable[[Batch], torch.Tensor], batches: list[Batch], device: torch.device
+) -> tuple[float, float]:
+    """(wall, CPU) seconds of `step` over `batches`, the device synchronized at both ends; a
+    non-finite loss raises `FloatingPointError`."""
+    synchronize(device)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    losses = [step(batch) for batch in batches]
+    synchronize(device)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    if not all(bool(torch.isfinite(loss)) for loss in losses):
+        raise FloatingPointError("non-finite loss while benchmarking")
+    return wall, cpu
+
+
+def train_gate_flops(model: SequenceClassifier, batches: list[Batch]) -> int:
+    """Gate-matmul FLOPs of training steps over `batches` (3x the forward's, see FLOPS_COUNTING)."""
+    hp = model.hparams
+    return sum(3 * gate_flops(hp.cell, *b["tokens"].shape, hp.embed_dim, hp.hidden_size) for b in batches)
+
+
 def measure_training(
     model: SequenceClassifier, batches: list[Batch], warmup: int, device: torch.device, precision: str = "32"
 ) -> dict[str, float]:
@@ -142,15 +163,8 @@ def measure_training(
     for batch in batches[:warmup]:
         step(batch)
     timed = batches[warmup:]
-    synchronize(device)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    losses = [step(batch) for batch in timed]
-    synchronize(device)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    if not all(bool(torch.isfinite(loss)) for loss in losses):
-        raise FloatingPointError("non-finite loss while benchmarking")
-    hp = model.hparams
-    flops = sum(3 * gate_flops(hp.cell, *b["tokens"].shape, hp.embed_dim, hp.hidden_size) for b in timed)
+    wall, cpu = time_steps(step, timed, device)
+    flops = train_gate_flops(model, timed)
     reviews = sum(len(b["labels"]) for b in timed)
     return {
         "train_batches": len(timed),
