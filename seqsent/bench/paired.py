@@ -1,7 +1,7 @@
 """The LSTM training step's FLOP fraction with the matmul rate measured beside it, round by round.
 
 A shared virtual machine's speed drifts: on the 2-core development machines the 2048x2048 fp32
-matmul rate moved between 76 and 153 GFLOP/s within one session, and an LSTM step by as much.
+matmul rate moved between 76 and 158 GFLOP/s within one session, and an LSTM step by as much.
 `lstm_train_flops_fraction` divides a rate measured over ~4 s of steps by a matmul rate measured
 seconds to minutes earlier, so it carries that drift. Here each round times the matmul and then the
 same seed LSTM steps right after it; the median of the rounds' ratios compares the two under the
