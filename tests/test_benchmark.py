@@ -1,4 +1,7 @@
-"""Speed benchmark: the script's JSON on tiny synthetic data, clean CUDA errors, and its building blocks."""
+"""Speed benchmark: the script's JSON on tiny synthetic data, clean CUDA errors, and its building blocks.
+
+`benchmarks/` is on the path through pyproject's pytest `pythonpath`, so its package imports as `bench`.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bench
 import pytest
 import torch
 from helpers import run_script as run_script_file
 
-from seqsent import bench
 from seqsent.errors import SeqsentError
 from seqsent.models.encoders import cpu_lstm_autocast_works
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "benchmark.py"
 TOP_KEYS = {
     "prep_seconds_cold",
     "prep_seconds_cached",

@@ -107,10 +107,10 @@ def test_trainer_gpu_trains_and_its_checkpoint_loads_on_cpu(tmp_path: Path) -> N
 
 
 def test_graphed_training_steps_follow_the_eager_steps() -> None:
-    """A CUDA-graphed step (seqsent.bench.graphed) trains exactly as the eager loop: the same losses and
+    """A CUDA-graphed step (benchmarks/bench/graphed.py) trains exactly as the eager loop: the same losses and
     weights after warm-up, replays and an eager step for a batch of another shape."""
-    from seqsent.bench import GraphedTrainStep, seed_model
-    from seqsent.bench.graphed import eager_train_step
+    from bench import GraphedTrainStep, seed_model
+    from bench.graphed import eager_train_step
 
     sizes = {"vocab_size": 80, "embed_dim": 16, "hidden_size": 12}
     gen = torch.Generator().manual_seed(0)

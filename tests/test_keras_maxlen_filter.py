@@ -1,4 +1,4 @@
-"""scripts/keras_maxlen_filter.py: keeps exactly the reviews Keras' load_data(maxlen=N) keeps."""
+"""docs/results/keras_maxlen/keras_maxlen_filter.py: keeps exactly the reviews Keras' load_data(maxlen=N) keeps."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from helpers import run_script
 from seqsent.data.sources import load_splits
 from seqsent.data.synthetic import write_parquet_dir
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "keras_maxlen_filter.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "results" / "keras_maxlen" / "keras_maxlen_filter.py"
 spec = importlib.util.spec_from_file_location("keras_maxlen_filter", SCRIPT)
 kmf = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(kmf)

@@ -1,4 +1,4 @@
-"""scripts/vocab_study.py: the leaky vocabulary really holds test-only words, and only in its runs."""
+"""docs/results/vocab_study/vocab_study.py: the leaky vocabulary really holds test-only words, and only in its runs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from helpers import run_script
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
 from seqsent.data.vocab import tokenizer_from_json
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "vocab_study.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "results" / "vocab_study" / "vocab_study.py"
 
 
 def run_study(*args: str) -> subprocess.CompletedProcess:

@@ -1,12 +1,12 @@
 """Write IMDB parquet files holding only the reviews `keras.datasets.imdb.load_data(maxlen=N)` keeps.
 
-A study of the notebook's figures (README: Results): Keras' `load_data(maxlen=...)` does not
-truncate, it drops every review of `maxlen` ids or more (its start id included), in train and test
-alike. A notebook that passed its length 200 to `load_data` as well as to `pad_sequences` trained
-and tested on the shorter ~60% of IMDB only. This writes that subset, so seqsent's recipes can be
-run on it:
+A study of the notebook's figures (README.md beside this file): Keras' `load_data(maxlen=...)` does
+not truncate, it drops every review of `maxlen` ids or more (its start id included), in train and
+test alike. A notebook that passed its length 200 to `load_data` as well as to `pad_sequences`
+trained and tested on the shorter part of IMDB only. This writes that subset, so seqsent's recipes
+can be run on it:
 
-    python scripts/keras_maxlen_filter.py --data ../shared/data/imdb --out /tmp/imdb_keras_maxlen200
+    python docs/results/keras_maxlen/keras_maxlen_filter.py --data ../shared/data/imdb --out /tmp/imdb_keras_maxlen200
     python -m seqsent.train -m experiment=seed_lstm model=rnn,lstm seed=0,1,2 data.path=/tmp/imdb_keras_maxlen200
 
 The ids are counted as the Keras dataset's: lowercased words (apostrophes kept inside them), each

@@ -6,7 +6,7 @@ This study trains `experiment=seed_<cell>` through seqsent's own `train()` with 
 nothing else differs (same split, seeds, tokenization, recipe). The leaky vocabulary exists only
 here, to measure the effect; it is not a seqsent option.
 
-    python scripts/vocab_study.py --data ../shared/data/imdb --cells lstm,rnn --seeds 0,1,2 \
+    python docs/results/vocab_study/vocab_study.py --data ../shared/data/imdb --cells lstm,rnn --seeds 0,1,2 \
         --out docs/results/vocab_study
 
 Vocabularies: `train_part` (seqsent's: the 20,000 training reviews left after the validation split)
@@ -152,7 +152,8 @@ def main(argv: list[str]) -> dict:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    summary = {"command": "python scripts/vocab_study.py " + " ".join(argv), "summary": summarize(rows)}
+    command = "python docs/results/vocab_study/vocab_study.py " + " ".join(argv)
+    summary = {"command": command, "summary": summarize(rows)}
     write_json(out / "summary.json", summary)
     print(json.dumps(summary, indent=2))
     minutes = (time.perf_counter() - start) / 60

@@ -1,35 +1,35 @@
 """Speed benchmark of seqsent: data preparation, rnn/lstm/gru training and inference throughput at the
 seed sizes, the machine's fp32 matmul rate, and the wall time until an LSTM reaches 86.2% IMDB test
-accuracy. Prints JSON on stdout and progress on stderr.
+accuracy. Prints JSON on stdout and progress on stderr. Not part of the installed package; results
+and their reading: docs/speed.md.
 
 The measurement (real IMDB, a quiet machine; from the repository root):
 
-    .venv/bin/python scripts/benchmark.py --data ../shared/data/imdb --out docs/benchmarks/cpu.json
+    .venv/bin/python benchmarks/benchmark.py --data ../shared/data/imdb --out docs/benchmarks/cpu.json
 
 Other uses:
 
-    python scripts/benchmark.py --quick --skip-accuracy         # synthetic data, fewer batches
-    python scripts/benchmark.py --data DIR --device cuda --precision 16 --out docs/benchmarks/gpu.json
-    python scripts/benchmark.py --data DIR --device cuda --epoch    # + a real epoch, eager and CUDA-graphed
-    python scripts/benchmark.py --data DIR --bf16 --out docs/benchmarks/cpu_bf16.json  # CPU with AVX512-BF16/AMX
-    python scripts/benchmark.py --data DIR --recipe batch_size=128 lr=3e-3 --max-epochs 6
+    python benchmarks/benchmark.py --quick --skip-accuracy         # synthetic data, fewer batches
+    python benchmarks/benchmark.py --data DIR --device cuda --precision 16 --out docs/benchmarks/gpu.json
+    python benchmarks/benchmark.py --data DIR --device cuda --epoch    # + a real epoch, eager and CUDA-graphed
+    python benchmarks/benchmark.py --data DIR --bf16 --out docs/benchmarks/cpu_bf16.json  # CPU with AVX512-BF16
+    python benchmarks/benchmark.py --data DIR --recipe batch_size=128 lr=3e-3 --max-epochs 6
 
 Data: `--data DIR` or `$SEQSENT_IMDB_DIR` (train-*.parquet and test-*.parquet), else generated reviews
-of IMDB's shape (25k + 25k, ~230 words mean; `seqsent.bench.imdb_like_reviews`; made once into
-$SEQSENT_CACHE_DIR, ~33 MB), and the JSON's
-`data` says which. Throughput: the seed sizes (vocab 10000, max_len 200 pre/pre, embedding 128,
-hidden 128, Adam 1e-3) at batch 32 and 256; a plain loop of SequenceClassifier training steps
-(forward, BCE-with-logits, backward, optimizer step) over prefetched batches after a warm-up;
+of IMDB's shape (`bench.imdb_like_reviews`, made once into $SEQSENT_CACHE_DIR), and the JSON's `data`
+says which. Throughput: the seed sizes (vocab 10000, max_len 200 pre/pre, embedding 128, hidden 128,
+Adam 1e-3) at batch 32 and 256; a plain loop of SequenceClassifier training steps (forward,
+BCE-with-logits, backward, optimizer step) over prefetched batches after a warm-up;
 `epoch_seconds_estimated` = 20000 reviews / the measured rate. `time_to_86_2` runs only on real
-data: seqsent's Lightning training of the recipe (`--recipe key=value`, see
-`seqsent.bench.DEFAULT_RECIPE`) from a cold cache, testing after every half epoch; null with a
-reason in `time_to_86_2_detail` when skipped or not reached within `--max-epochs`. Under
-`--precision bf16|16` the `*_autocast` keys divide the LSTM's gate-matmul rate by a matmul in that
-dtype; `lstm_train_flops_fraction` always divides by the fp32 rate.
+data: seqsent's Lightning training of the recipe (`--recipe key=value`, see `bench.DEFAULT_RECIPE`)
+from a cold cache, testing after every half epoch; null with a reason in `time_to_86_2_detail` when
+skipped or not reached within `--max-epochs`. Under `--precision bf16|16` the `*_autocast` keys
+divide the LSTM's gate-matmul rate by a matmul in that dtype; `lstm_train_flops_fraction` always
+divides by the fp32 rate.
 
 Threads: torch's default unless `--threads N`. On a machine busy with other work, use `--threads 1`
-(or OMP_WAIT_POLICY=PASSIVE): spinning OpenMP threads that lose their core made training steps
-~100x slower in a test on 2 shared cores. The JSON records the load average.
+(or OMP_WAIT_POLICY=PASSIVE): spinning OpenMP threads that lose their core make training steps many
+times slower (docs/speed.md). The JSON records the load average.
 """
 
 from __future__ import annotations
@@ -45,10 +45,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import bench
 import torch
 
-from seqsent import bench
-from seqsent.allocator import ENV as MALLOC_ENV
 from seqsent.allocator import keep_freed_memory
 from seqsent.data.sources import ENV_DIR
 from seqsent.errors import SeqsentError, report_errors
@@ -106,7 +105,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--out {args.out} is a directory: give a file path, e.g. docs/benchmarks/cpu.json")
     if args.work_dir and not Path(args.work_dir).is_dir():
         parser.error(f"--work-dir {args.work_dir} is not a directory: create it or leave --work-dir out")
-    args.command = shlex.join(["python", "scripts/benchmark.py", *argv])
+    args.command = shlex.join(["python", "benchmarks/benchmark.py", *argv])
     return args
 
 
@@ -257,13 +256,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "own efficiency; lstm_train_flops_fraction is the whole training step's",
             "lstm_train_flops_fraction_paired": "the same whole-step fraction with the matmul rate measured right "
             "before each round of seed LSTM steps (batch 32, fp32 only), the median over the rounds "
-            "(seqsent.bench.paired): the machine's drift between the two measurements cancels; "
+            "(benchmarks/bench/paired.py): the machine's drift between the two measurements cancels; "
             "lstm_paired_detail lists every round",
             "autocast": "with --precision bf16 or 16 the kernels run in that dtype: lstm_*_flops_fraction still "
             "divide by the fp32 matmul rate (matmul_gflops), the *_autocast keys by the same-size matmul in the "
             "autocast dtype (matmul_gflops_autocast, torch_mm)",
-            "malloc_pad_mb": f"glibc malloc keeps up to this many MiB of freed memory for reuse (seqsent.allocator; "
-            f"{MALLOC_ENV}=0: glibc's defaults, every step page-faults its large tensors in again)",
+            "malloc_pad_mb": "glibc malloc keeps up to this many MiB of freed memory for reuse, as the entry points "
+            "set it (seqsent.allocator); 0: a glibc.malloc tunable in GLIBC_TUNABLES decided instead",
             "sizes": sizes,
             "data_detail": f"{data_label}: mean {mean_words:.0f} tokens per training review (untruncated)",
             "prep": "IMDBDataModule.setup() on a new datamodule; cold: empty seqsent cache dir and empty "
@@ -277,7 +276,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "not a measured epoch)",
             "lstm_epoch": "--epoch: one measured pass over the 20,000 training reviews (shuffled, unbucketed, "
             "moved to the device first) after the warm-up batches; cuda_graph: the step captured once as a CUDA "
-            "graph and replayed (seqsent.bench.graphed), batches of another shape run eagerly (eager_steps)",
+            "graph and replayed (benchmarks/bench/graphed.py), batches of another shape run eagerly (eager_steps)",
             "inference": "eval mode, torch.inference_mode, at the entry's batch size, on test reviews",
             "peak_rss_mb": "getrusage ru_maxrss during the entry (peak reset before it via /proc/self/clear_refs), "
             "of the whole process: libraries and data already resident included, and memory that earlier "

@@ -1,12 +1,12 @@
-"""Speed measurements behind `scripts/benchmark.py`.
+"""Speed measurements behind `benchmarks/benchmark.py` (not part of the installed package).
 
 Data preparation (cold and cached), training and inference throughput of the recurrent
 classifiers, the fp32 matmul rate of the same machine, and the wall time until a model reaches a
 test accuracy. Every timing synchronizes the device before reading the clock.
 """
 
-from seqsent.bench.accuracy import check_recipe, evaluate_accuracy, parse_recipe, time_to_accuracy
-from seqsent.bench.common import (
+from .accuracy import check_recipe, evaluate_accuracy, parse_recipe, time_to_accuracy
+from .common import (
     AUTOCAST_DTYPES,
     CELLS,
     DATA_KEYS,
@@ -27,10 +27,10 @@ from seqsent.bench.common import (
     resolve_device,
     synchronize,
 )
-from seqsent.bench.data import datasets_cache, imdb_like_reviews, synthetic_imdb_dir, time_prep
-from seqsent.bench.graphed import GraphedTrainStep, benchmark_epoch, measure_epoch
-from seqsent.bench.paired import paired_lstm_fraction
-from seqsent.bench.throughput import (
+from .data import datasets_cache, imdb_like_reviews, synthetic_imdb_dir, time_prep
+from .graphed import GraphedTrainStep, benchmark_epoch, measure_epoch
+from .paired import paired_lstm_fraction
+from .throughput import (
     benchmark_cell,
     gate_flops,
     matmul_gflops,

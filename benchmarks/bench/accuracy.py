@@ -9,7 +9,11 @@ from typing import Any
 
 import torch
 
-from seqsent.bench.common import (
+from seqsent.data import IMDBDataModule
+from seqsent.errors import SeqsentError
+from seqsent.models import SequenceClassifier
+
+from .common import (
     DATA_KEYS,
     DEFAULT_RECIPE,
     MODEL_KEYS,
@@ -18,11 +22,8 @@ from seqsent.bench.common import (
     autocast,
     log,
 )
-from seqsent.bench.data import datasets_cache
-from seqsent.bench.throughput import to_device
-from seqsent.data import IMDBDataModule
-from seqsent.errors import SeqsentError
-from seqsent.models import SequenceClassifier
+from .data import datasets_cache
+from .throughput import to_device
 
 
 def parse_recipe(items: list[str]) -> dict[str, Any]:

@@ -2,11 +2,11 @@
 
 At the seed sizes (batch 32, 200 steps, 128 units) a GPU training step is launch-bound: it issues
 many small kernels (embedding, recurrence, pooling, loss, their backward, Adam), and the host spends
-longer issuing them than the GPU spends running them (on an H100: 2.7 ms eager against 1.2 ms
-replayed, the recurrent layer alone 1.0 ms). Capturing forward, loss, backward and the optimizer
-step as one CUDA graph replaces those launches with one replay per batch. The arithmetic is the
-eager step's: the same kernels on the same buffers, so a graphed run follows the eager run's losses
-(a GPU test checks it). Batches of another shape (e.g. an epoch's shorter last batch) take the eager path.
+longer issuing them than the GPU spends running them (figures: docs/speed.md). Capturing forward,
+loss, backward and the optimizer step as one CUDA graph replaces those launches with one replay per
+batch. The arithmetic is the eager step's: the same kernels on the same buffers, so a graphed run
+follows the eager run's losses (a GPU test checks it). Batches of another shape (e.g. an epoch's
+shorter last batch) take the eager path.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from seqsent.bench.common import EPOCH_REVIEWS, synchronize
-from seqsent.bench.throughput import plain_optimizer, sample_batches, seed_model, to_device
 from seqsent.data import IMDBDataModule
 from seqsent.data.batching import Batch
 from seqsent.errors import SeqsentError
 from seqsent.models import SequenceClassifier
+
+from .common import EPOCH_REVIEWS, synchronize
+from .throughput import plain_optimizer, sample_batches, seed_model, to_device
 
 
 class GraphedTrainStep:

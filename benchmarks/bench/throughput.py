@@ -10,7 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqsent.bench.common import (
+from seqsent.data import IMDBDataModule
+from seqsent.data.batching import Batch, BucketBatchSampler, Collator, EncodedReviews
+from seqsent.models import SequenceClassifier
+from seqsent.models.encoders import CELLS
+
+from .common import (
     EPOCH_REVIEWS,
     GATES,
     autocast,
@@ -20,10 +25,6 @@ from seqsent.bench.common import (
     reset_peak_rss,
     synchronize,
 )
-from seqsent.data import IMDBDataModule
-from seqsent.data.batching import Batch, BucketBatchSampler, Collator, EncodedReviews
-from seqsent.models import SequenceClassifier
-from seqsent.models.encoders import CELLS
 
 
 def matmul_gflops(
@@ -38,7 +39,7 @@ def matmul_gflops(
     `torch_mm` is `a @ b` (fp32: MKL on x86 CPUs, cuBLAS on GPUs; bf16 on CPUs: oneDNN). For fp32 on
     CPUs also `onednn`: the same product through oneDNN (`torch.utils.mkldnn` linear), the library
     behind the CPU RNN kernels; MKL takes its slower AVX2 path on AMD processors, where oneDNN can be
-    2-3x faster.
+    faster (docs/speed.md).
     """
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=gen)

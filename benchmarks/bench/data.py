@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from seqsent.bench.common import log
 from seqsent.data import IMDBDataModule
 from seqsent.data.cache import default_cache_dir
 from seqsent.data.synthetic import NEGATIVE, NEUTRAL, POSITIVE, write_parquet_dir
+
+from .common import log
 
 
 def imdb_like_reviews(

@@ -1,9 +1,8 @@
 """The LSTM training step's FLOP fraction with the matmul rate measured beside it, round by round.
 
-A shared virtual machine's speed drifts: on the 2-core development machines the 2048x2048 fp32
-matmul rate moved between 76 and 158 GFLOP/s within one session, and an LSTM step by as much.
-`lstm_train_flops_fraction` divides a rate measured over ~4 s of steps by a matmul rate measured
-seconds to minutes earlier, so it carries that drift. Here each round times the matmul and then the
+A shared virtual machine's speed drifts within one session, the matmul rate and an LSTM step alike
+(docs/speed.md). `lstm_train_flops_fraction` divides a rate measured over seconds of steps by a
+matmul rate measured seconds to minutes earlier, so it carries that drift. Here each round times the matmul and then the
 same seed LSTM steps right after it; the median of the rounds' ratios compares the two under the
 same conditions, and the spread of the rounds shows how much the machine moved.
 """
@@ -15,7 +14,9 @@ from typing import Any
 
 import torch
 
-from seqsent.bench.throughput import (
+from seqsent.data import IMDBDataModule
+
+from .throughput import (
     matmul_gflops,
     sample_batches,
     seed_model,
@@ -24,7 +25,6 @@ from seqsent.bench.throughput import (
     train_gate_flops,
     train_step,
 )
-from seqsent.data import IMDBDataModule
 
 
 def paired_lstm_fraction(
