@@ -7,9 +7,10 @@ Finds every run dir below SWEEP_DIR (a dir holding `.hydra/config.yaml`), groups
 architecture (`model.cell`, `bi-` when bidirectional) and by the overrides that vary between runs of
 one architecture except the seed (`lstm model.lr=0.01`), and writes into SWEEP_DIR (or `out=DIR`):
 `comparison.md` (tables), `comparison.csv` (per architecture: completed runs, mean ± std and Student-t
-95% CI of test/acc and val/acc_best, mean train seconds, parameters), `comparison_runs.csv` (per run,
-failed and incomplete ones with their reason) and `comparison.png` (val/acc per epoch, test/acc per
-architecture). Prints the summary table. In Python: `runs = load_runs(path); summarize(runs)`.
+95% CI, clipped to [0, 1], of test/acc and val/acc_best, mean train seconds, parameters),
+`comparison_runs.csv` (per run, failed and incomplete ones with their reason) and `comparison.png`
+(val/acc per epoch, test/acc per architecture). Prints the summary table. In Python:
+`runs = load_runs(path); summarize(runs)`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from seqsent.analysis.runs import COMPLETED, FAILED, INCOMPLETE
-from seqsent.analysis.stats import describe, t95_table, t_critical
+from seqsent.analysis.stats import describe, t_critical
 from seqsent.compare import load_runs, summarize
 from seqsent.compare import run as compare_main
 
@@ -219,11 +219,32 @@ def test_t_table_and_one_run_statistics() -> None:
     # Student t 0.975 quantiles (scipy.stats.t.ppf(0.975, df)), written out so the check never skips
     reference = {1: 12.706205, 2: 4.302653, 3: 3.182446, 5: 2.570582, 10: 2.228139, 30: 2.042272, 120: 1.979930}
     for df, quantile in reference.items():
-        assert t95_table(df) == pytest.approx(quantile, abs=2e-4)
-    assert t_critical(4) == pytest.approx(2.776445, abs=1e-6)
+        assert t_critical(df) == pytest.approx(quantile, abs=2e-4)
     one = describe([0.7])
     assert (one.n, one.mean, one.std, one.ci_low, one.ci_high) == (1, 0.7, None, None, None)
     assert describe([]).mean is None
+
+
+def test_accuracy_intervals_stay_within_zero_and_one(tmp_path: Path) -> None:
+    """Two far-apart seeds make a Student-t interval wider than accuracy's range ([-2.4, 3.9] here):
+    the report and its CSV clip it to [0, 1]; an interval inside the range is left as it is."""
+    root = tmp_path / "sweep"
+    for seed, acc in enumerate((0.50, 0.99)):
+        run_dir = root / f"{seed}_lstm_seed{seed}"
+        (run_dir / ".hydra").mkdir(parents=True)
+        config = {"seed": seed, "model": {"cell": "lstm", "bidirectional": False}}
+        (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+        (run_dir / "metrics.json").write_text(json.dumps({"test/acc": acc, "val/acc_best": acc}))
+    [lstm] = compare_main([str(root), f"out={tmp_path / 'report'}"])
+    for stat in (lstm.test_acc, lstm.val_acc_best):
+        assert (stat.ci_low, stat.ci_high) == (0.0, 1.0) and stat.mean == pytest.approx(0.745)
+    row = read_csv(tmp_path / "report" / "comparison.csv")["lstm"]
+    assert (float(row["test_acc_ci95_low"]), float(row["test_acc_ci95_high"])) == (0.0, 1.0)
+    assert "[0.0000, 1.0000]" in (tmp_path / "report" / "comparison.md").read_text()
+    unclipped = describe([-5.0, 5.0])  # without bounds (not an accuracy) the interval is the t interval
+    assert unclipped.ci_low == pytest.approx(-5 * t_critical(1))  # std 5*sqrt(2), over sqrt(2) runs
+    inside = describe([0.80, 0.82, 0.84], (0.0, 1.0))
+    assert inside.ci_low == pytest.approx(0.82 - t_critical(2) * 0.02 / 3**0.5)
 
 
 def test_runs_that_differ_in_a_swept_setting_are_separate_rows(tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ def markdown_report(runs: list[Run], summaries: list[ArchSummary], root: Path | 
         summary_table(summaries),
         "",
         "`runs`: completed runs, the statistics are over them. std: sample standard deviation; 95% CI: "
-        "Student t with n-1 degrees of freedom; both n/a with fewer than 2 runs.",
+        "Student t with n-1 degrees of freedom, clipped to [0, 1]; both n/a with fewer than 2 runs.",
     ]
     varied = [s for s in summaries if s.differ_in]
     if varied:

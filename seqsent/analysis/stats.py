@@ -9,34 +9,25 @@ from typing import Any
 
 from seqsent.analysis.runs import COMPLETED, FAILED, INCOMPLETE, Run, arch_sort_key
 
-# Two-sided 95% critical values of Student's t for 1..30 degrees of freedom (used without scipy).
+# Two-sided 95% critical values of Student's t (0.975 quantiles) for 1..30 degrees of freedom.
 T95_TABLE = (
     12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
     2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
     2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
 )  # fmt: skip
 Z975 = 1.959964
+UNIT = (0.0, 1.0)  # the range of accuracy, F1 and AUROC
 
 
-def t95_table(df: int) -> float:
-    """t_{0.975, df} from the table; above 30 df the Cornish-Fisher expansion (within 1e-4)."""
+def t_critical(df: int) -> float:
+    """Two-sided 95% critical value of Student's t, t_{0.975, df}: the table, above 30 df the
+    Cornish-Fisher expansion (within 1e-4)."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
     if df <= len(T95_TABLE):
         return T95_TABLE[df - 1]
     z = Z975
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
-def t_critical(df: int) -> float:
-    """Two-sided 95% critical value of Student's t: scipy when installed, else `t95_table`."""
-    try:
-        from scipy.stats import t
-    except ImportError:
-        return t95_table(df)
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    return float(t.ppf(0.975, df))
 
 
 @dataclass
@@ -50,8 +41,9 @@ class Stat:
     ci_high: float | None = None
 
 
-def describe(values: list[float]) -> Stat:
-    """Mean ± sample std and the Student-t 95% confidence interval of the mean."""
+def describe(values: list[float], bounds: tuple[float, float] | None = None) -> Stat:
+    """Mean ± sample std and the Student-t 95% confidence interval of the mean, clipped to `bounds`
+    (a metric's possible range, e.g. (0, 1) for accuracy: few runs make wide intervals)."""
     n = len(values)
     if n == 0:
         return Stat(0)
@@ -60,7 +52,8 @@ def describe(values: list[float]) -> Stat:
         return Stat(1, mean)
     std = statistics.stdev(values)
     half = t_critical(n - 1) * std / math.sqrt(n)
-    return Stat(n, mean, std, mean - half, mean + half)
+    low, high = bounds if bounds is not None else (-math.inf, math.inf)
+    return Stat(n, mean, std, max(mean - half, low), min(mean + half, high))
 
 
 @dataclass
@@ -95,8 +88,8 @@ def summarize(runs: list[Run]) -> list[ArchSummary]:
                 completed=len(done),
                 failed=sum(r.status == FAILED for r in group),
                 incomplete=sum(r.status == INCOMPLETE for r in group),
-                test_acc=describe([r.test_acc for r in done if r.test_acc is not None]),
-                val_acc_best=describe([r.val_acc_best for r in done if r.val_acc_best is not None]),
+                test_acc=describe([r.test_acc for r in done if r.test_acc is not None], UNIT),
+                val_acc_best=describe([r.val_acc_best for r in done if r.val_acc_best is not None], UNIT),
                 train_seconds=statistics.fmean(seconds) if seconds else None,
                 params=(min(params), max(params)) if params else None,
                 differ_in=differing_keys([r.config for r in group]),
