@@ -4,7 +4,10 @@
     python -m seqsent.predict ckpt_path=... file=reviews.txt      # one review per line (blank lines skipped)
     python -m seqsent.predict ckpt_path=... text="..." file=a.txt  # both: the text= reviews come first
 
-Prints one line per review: the positive-class probability, a tab, the start of the review.
+A review file holds one review per line: only a newline (LF) ends one, and a CR before it is
+dropped. Prints a header line `p(positive)<tab>review`, then one line per review: the
+positive-class probability, a tab, the start of the review on one line (whitespace runs as one
+space, other control characters escaped, e.g. `\\x1b`).
 Options: `batch_size=` (256), `device=` (cpu|cuda), `max_chars=` (reviews longer than this
 many characters are cut before tokenizing; 100000).
 """
@@ -12,6 +15,7 @@ many characters are cut before tokenizing; 100000).
 from __future__ import annotations
 
 import sys
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +30,7 @@ from seqsent.models import SequenceClassifier
 
 OPTIONS = {"ckpt_path", "text", "file", "batch_size", "device", "max_chars"}
 USAGE = 'usage: python -m seqsent.predict ckpt_path=PATH text="a review" | file=reviews.txt'
+HEADER = "p(positive)\treview"
 
 
 def parse_args(argv: list[str]) -> dict[str, list[str]]:
@@ -48,7 +53,9 @@ def read_reviews(file: str) -> list[str]:
     path = Path(file).expanduser()
     if not path.is_file():
         raise SeqsentError(f"review file {missing(file)}: pass file=<text file, one review per line>")
-    all_lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    # not str.splitlines: it also ends lines at form feeds, \x1c-\x1e, NEL and U+2028/9 inside a review
+    all_lines = [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")]
     lines = [line for line in all_lines if line.strip()]
     if not lines:
         raise SeqsentError(f"review file {path} holds no reviews: put one review per line")
@@ -114,10 +121,17 @@ def run(argv: list[str]) -> list[float]:
         raise SeqsentError("device=cuda but no CUDA GPU is available: use device=cpu")
     model = load_classifier(args["ckpt_path"][-1], map_location=device)
     probs = predict_texts(model, texts, batch_size, max_chars)
+    print(HEADER)
     for prob, text in zip(probs, texts):
-        snippet = " ".join(text.split())[:70]
-        print(f"{prob:.4f}\t{snippet}")
+        print(f"{prob:.4f}\t{snippet(text)}")
     return probs
+
+
+def snippet(text: str, width: int = 70) -> str:
+    """The start of `text` as one safe terminal line: whitespace runs as one space, then every other
+    control or format character (escape sequences, bidi overrides) escaped as `\\x1b`, `\\u202e`."""
+    start = " ".join(text.split())[:width]
+    return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c)[0] == "C" else c for c in start)
 
 
 def main() -> None:

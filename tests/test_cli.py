@@ -106,7 +106,8 @@ def test_predict_text_and_file(trained_run: Path, tmp_path: Path) -> None:
     reviews.write_text("a wonderful superb film, loved it\n\nterrible, boring, a waste\n")
     proc = run_module("seqsent.predict", f"ckpt_path={ckpt}", "text=Brilliant, moving, fantastic!", f"file={reviews}")
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
+    header, *lines = proc.stdout.strip().splitlines()
+    assert header == "p(positive)\treview"
     assert len(lines) == 3 and all(0.0 <= float(line.split("\t")[0]) <= 1.0 for line in lines)
     assert lines[0].split("\t")[1].startswith("Brilliant")
     assert [line.split("\t")[1][:8] for line in lines[1:]] == ["a wonder", "terrible"]  # the file's, in order
