@@ -135,7 +135,7 @@ class SequenceClassifier(L.LightningModule):
         if phrases:  # each step's word vector, then its bigram's and trigram's
             x = torch.cat([x, *phrases], dim=-1)
         x = self.embed_dropout(self.word_dropout(x.transpose(0, 1)))
-        return self.head(self.encoder(x, lengths)).squeeze(-1)
+        return self.head(self.encoder(x, lengths, padding="post")).squeeze(-1)
 
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         logits = self(batch["tokens"], batch["lengths"])

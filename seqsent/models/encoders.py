@@ -1,15 +1,16 @@
 """Recurrent sequence encoders whose summary never sees padding.
 
-Inputs are left-aligned (valid steps first, padding after) with true lengths. A forward RNN is
-causal, so its output at step `length - 1` is exactly what the review alone would give. The
+`RecurrentEncoder` takes padded inputs with true lengths and the side the padding is on
+(`padding="pre"`, a DataModule's default, or `"post"`), and left-aligns them first (valid steps
+first, padding after). A forward RNN is causal, so its output at step `length - 1` is exactly what
+the review alone would give. The
 backward direction of a bidirectional layer runs a forward RNN over each review reversed within
 its own length, which is again left-aligned. This keeps the fast padded kernels (cuDNN, oneDNN)
 and avoids `PackedSequence`, which is many times slower on CPU.
 
 The layers run time-major (T, B, ...), the layout the oneDNN and cuDNN kernels compute in: a
 batch-first input that is a transposed view of a time-major tensor (as `SequenceClassifier` embeds
-its tokens) reaches them without a copy, and the gradients come back without one (4% of a seed LSTM
-training step on the CPU).
+its tokens) reaches them without a copy, and the gradients come back without one (docs/speed.md).
 
 Under CPU autocast (bf16-mixed) on a processor whose oneDNN has no low-precision LSTM kernel (without
 AVX512 it raises "could not create a primitive descriptor"), the LSTM layers run in fp32 instead.
@@ -27,6 +28,7 @@ from seqsent.models.scratch_lstm import ScratchLSTM
 
 CELLS: dict[str, type[nn.Module]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "lstm_scratch": ScratchLSTM}
 POOLINGS = ("last", "mean", "max")
+PADDINGS = ("pre", "post")  # the side the padding is on, as `IMDBDataModule(padding=...)` puts it
 INITS = ("torch", "keras", "keras_per_gate")
 
 
@@ -62,21 +64,24 @@ def reverse_within_lengths(x: Tensor, lengths: Tensor, dim: int = 1) -> Tensor:
     return x.gather(dim, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
 
 
-def left_align(tokens: Tensor, lengths: Tensor, pad_id: int = 0) -> Tensor:
-    """Move each row's `lengths[b]` valid tokens to the front, whichever side was padded.
+def rotate_left(x: Tensor, shift: Tensor, dim: int = 1) -> Tensor:
+    """Rotate each row b of `x` left by `shift[b]` steps along the time axis `dim` (1: (B, T, ...),
+    0: (T, B, ...)). On the CPU a batch with nothing to move comes back as it is; on other devices
+    the gather always runs, since asking first would make the host wait for the device every step
+    (and would break CUDA graph capture)."""
+    if x.device.type == "cpu" and not bool(shift.any()):
+        return x
+    steps = torch.arange(x.size(dim), device=x.device).unsqueeze(1 - dim)
+    index = (steps + shift.to(x.device).unsqueeze(dim)) % x.size(dim)
+    return x.gather(dim, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
 
-    Valid tokens are taken to be the last `lengths[b]` when the row starts with padding
-    (`pre`), else the first (`post`). On the CPU a batch with nothing to move comes back as it is;
-    on other devices the gather always runs, since asking first would make the host wait for the
-    device every step (and would break CUDA graph capture).
-    """
+
+def left_align(tokens: Tensor, lengths: Tensor, pad_id: int = 0) -> Tensor:
+    """Move each row's `lengths[b]` valid tokens to the front, whichever side was padded: the last
+    `lengths[b]` when the row starts with padding (`pre`), else the first (`post`)."""
     t = tokens.size(1)
     lengths = lengths.to(tokens.device)
-    lead = (t - lengths) * (tokens[:, 0] == pad_id).long() * (lengths < t).long()
-    if tokens.device.type == "cpu" and not bool(lead.any()):
-        return tokens
-    index = (torch.arange(t, device=tokens.device).unsqueeze(0) + lead.unsqueeze(1)) % t
-    return tokens.gather(1, index)
+    return rotate_left(tokens, (t - lengths) * (tokens[:, 0] == pad_id).long() * (lengths < t).long())
 
 
 def unmasked(tokens: Tensor, lengths: Tensor, length: int, pad_id: int = 0) -> tuple[Tensor, Tensor]:
@@ -191,8 +196,9 @@ class RecurrentEncoder(nn.Module):
         return self.hidden_size * (2 if self.bidirectional else 1)
 
     def sequence(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Per-step outputs of the top layer: (forward (B, T, H), backward in reversed order or None),
-        as batch-first views of the time-major outputs."""
+        """Per-step outputs of the top layer for left-aligned (post-padded) inputs (B, T, input_size):
+        (forward (B, T, H), backward in reversed order or None), as batch-first views of the
+        time-major outputs."""
         fwd, bwd_rev = self.sequence_time_major(x.transpose(0, 1), lengths)
         return fwd.transpose(0, 1), (bwd_rev.transpose(0, 1) if bwd_rev is not None else None)
 
@@ -210,10 +216,20 @@ class RecurrentEncoder(nn.Module):
                     fwd_out = torch.cat([fwd_out, reverse_within_lengths(bwd_rev, lengths, dim=0)], dim=-1)
         return fwd_out, bwd_rev
 
-    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """Summarize left-aligned inputs (B, T, input_size) with true `lengths` to (B, output_size)."""
-        fwd, bwd_rev = self.sequence_time_major(x.transpose(0, 1), lengths)
+    def forward(self, x: Tensor, lengths: Tensor, padding: str = "pre") -> Tensor:
+        """Summarize padded inputs (B, T, input_size) with true `lengths` to (B, output_size).
+
+        `padding` is the side the padding is on: "pre" (valid steps last, a DataModule's default)
+        or "post" (valid steps first, i.e. already left-aligned: nothing to move). Give your data's
+        side, e.g. `encoder(x, batch["lengths"], padding=datamodule.padding)`.
+        """
+        if padding not in PADDINGS:
+            raise ValueError(f"padding={padding!r}: use one of {PADDINGS}, the side the padding is on")
+        steps = x.transpose(0, 1)
         lengths = lengths.to(x.device)
+        if padding == "pre":
+            steps = rotate_left(steps, x.size(1) - lengths, dim=0)
+        fwd, bwd_rev = self.sequence_time_major(steps, lengths)
         if self.pooling == "last":
             last, rows = (lengths - 1).clamp(min=0), torch.arange(x.size(0), device=x.device)
             parts = [fwd[last, rows]] + ([bwd_rev[last, rows]] if bwd_rev is not None else [])
