@@ -6,8 +6,8 @@
 Each run trains a `SequenceClassifier` on `LongRangeDataModule(distance=d)` (seqsent.data.long_range:
 the label is carried by 3 sentiment words followed by d filler words) and tests the final model.
 Every architecture gets the same budget: same data, epochs, batch size, embedding and hidden
-size, learning rate, init and seeds (default 3 seeds, 4000 sequences, 8 epochs, hidden 48: about
-5-10 minutes on one CPU thread). Writes `results.md`, `results.csv` and `long_range.png` into
+size, learning rate, init and seeds (default 3 seeds, 4000 sequences, 8 epochs, hidden 48; run
+time: docs/speed.md). Writes `results.md`, `results.csv` and `long_range.png` into
 `--out`, prints one line per run, and ends with a JSON summary naming, per architecture, the first
 distance where the median test accuracy over seeds falls below `--chance` (0.6).
 """
@@ -60,7 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=1,
         help="torch threads (1: small RNN steps gain nothing from more, and "
-        "spinning OpenMP threads on a shared CPU can make a run 30x slower)",
+        "spinning OpenMP threads on a shared CPU can make a run many times slower)",
     )
     args = parser.parse_args(argv)
     args.command = " ".join(["python scripts/long_range.py", *argv])

@@ -4,16 +4,15 @@
     python scripts/self_train.py --out runs/st3 --teacher-seeds 42 0 1     # three teachers
     python scripts/self_train.py --out runs/tiny -- data.vocab_size=2000 trainer.max_epochs=1  # overrides for every run
 
-The stages, each a plain command you could run yourself (README: Results, semi-supervised):
+The stages, each a plain command you could run yourself (docs/results.md, semi-supervised):
 1. `python -m seqsent.train seed=S hydra.run.dir=OUT/teacher_sS` for each teacher seed;
 2. `python scripts/soft_label.py --out OUT/soft_labels.parquet <the teachers' best checkpoints>`;
 3. `python -m seqsent.train experiment=student data.soft_labels=OUT/soft_labels.parquet seed=SEED
    hydra.run.dir=OUT/student`.
 Hydra overrides after `--` go to every training run, except the settings the script makes per stage
 (seed, run_name, experiment, data, data.path, data.soft_labels, ckpt_path, hydra.*), which are
-refused there. On the development CPU the default (one teacher)
-takes 15-17 minutes. Each stage shows its own progress; the end is a JSON summary, also written to
-OUT/summary.json. OUT must be new: nothing is overwritten.
+refused there. Run times: docs/speed.md. Each stage shows its own progress; the end is a JSON
+summary, also written to OUT/summary.json. OUT must be new: nothing is overwritten.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Is PyTorch's wrapper around oneDNN's LSTM what keeps the CPU step under 0.60 of the matmul rate?
+"""Is PyTorch's wrapper around oneDNN's LSTM what keeps the CPU step well below the matmul rate?
 
 Calls oneDNN's LSTM primitive directly (lstm_binding.cpp through ctypes, primitives built once and
 reused) and compares it with `nn.LSTM` on the benchmark's layer step: forward and backward over a
@@ -8,7 +8,7 @@ times the two alternately in one process (medians). Prints JSON.
     pip download --no-deps -d /tmp/onednn onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0
     python docs/results/onednn_direct/run.py --wheels /tmp/onednn
 
-Needs g++. Not part of seqsent: a measured negative result (README: Speed, "Tried and not kept").
+Needs g++. Not part of seqsent: a measured negative result (README.md beside this file, docs/speed.md).
 """
 
 from __future__ import annotations
