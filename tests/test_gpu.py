@@ -12,7 +12,7 @@ from helpers import TINY_BIGRAMS, run_module
 
 from seqsent.checkpoint import load_classifier
 from seqsent.data.batching import pad
-from seqsent.models import SequenceClassifier
+from seqsent.models import RecurrentEncoder, SequenceClassifier
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -70,6 +70,25 @@ def test_gpu_padded_batch_equals_each_review_alone(side: str) -> None:
         alone = torch.cat(
             [model(torch.from_numpy(s).long().unsqueeze(0).cuda(), lengths[i : i + 1]) for i, s in enumerate(seqs)]
         )
+    torch.testing.assert_close(batched, alone, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("side", ["pre", "post"])
+def test_gpu_encoder_takes_either_padding_side(side: str) -> None:
+    """RecurrentEncoder on CUDA inputs (lengths left on the CPU, as a DataLoader gives them): each
+    row's summary equals that row alone, whichever side the padding is on."""
+    torch.manual_seed(0)
+    enc = RecurrentEncoder("lstm", 6, 5, num_layers=2, bidirectional=True, pooling="mean").cuda()
+    rows = [torch.randn(n, 6, device="cuda") for n in (9, 4, 1, 12)]
+    x = torch.randn(4, 12, 6, device="cuda")  # noise where the padding is
+    for i, row in enumerate(rows):
+        if side == "pre":
+            x[i, 12 - len(row) :] = row
+        else:
+            x[i, : len(row)] = row
+    with torch.no_grad():
+        batched = enc(x, torch.tensor([len(r) for r in rows]), padding=side)
+        alone = torch.cat([enc(r.unsqueeze(0), torch.tensor([len(r)]), padding=side) for r in rows])
     torch.testing.assert_close(batched, alone, atol=1e-4, rtol=1e-4)
 
 
