@@ -67,18 +67,14 @@ def test_training_shards_are_disjoint_and_equal(bucket: bool, replicas: int) -> 
 
 
 def test_too_few_training_batches_for_the_ranks() -> None:
-    with pytest.raises(ValueError, match="fewer than 2 full batches"):
+    with pytest.raises(SeqsentError, match="fewer than 2 full batches"):
         list(BucketBatchSampler(np.ones(40, dtype=np.int64), 32, num_replicas=2, rank=1))
     with pytest.raises(ValueError, match="rank"):
         BucketBatchSampler(np.ones(40, dtype=np.int64), 8, num_replicas=2, rank=2)
 
 
-def fake_trainer(world_size: int, rank: int, distributed_sampler: bool = False) -> SimpleNamespace:
-    return SimpleNamespace(
-        world_size=world_size,
-        global_rank=rank,
-        _accelerator_connector=SimpleNamespace(use_distributed_sampler=distributed_sampler),
-    )
+def fake_trainer(world_size: int, rank: int) -> SimpleNamespace:
+    return SimpleNamespace(world_size=world_size, global_rank=rank)
 
 
 def test_datamodule_shards_by_the_trainers_rank(imdb_dir: Path) -> None:
@@ -102,14 +98,6 @@ def test_datamodule_shards_by_the_trainers_rank(imdb_dir: Path) -> None:
     assert dm.train_dataloader().batch_sampler.num_replicas == 1
 
 
-def test_datamodule_refuses_lightnings_distributed_sampler(imdb_dir: Path) -> None:
-    dm = IMDBDataModule(path=str(imdb_dir), vocab_size=100)
-    dm.setup("fit")
-    dm.trainer = fake_trainer(2, 0, distributed_sampler=True)  # type: ignore[assignment]
-    with pytest.raises(SeqsentError, match="trainer=ddp"):
-        dm.train_dataloader()
-
-
 @pytest.mark.parametrize("mode", ["RUN", "MULTIRUN"])
 def test_local_ddp_is_refused_inside_a_multirun(mode: str, tmp_path: Path) -> None:
     register_resolvers()
@@ -127,7 +115,9 @@ def test_local_ddp_is_refused_inside_a_multirun(mode: str, tmp_path: Path) -> No
     check_launch(L.Trainer(accelerator="cpu", devices=1, **quiet))
 
 
-def test_a_requeued_slurm_run_may_reuse_its_directory(tmp_path: Path) -> None:
+def test_a_requeued_slurm_run_may_reuse_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # a SLURM job (tests/test_reliability_units.py: the other cases)
+    monkeypatch.setenv("SLURM_JOB_NAME", "train")
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(SeqsentError, match="already holds a run"):
         check_run_dir(tmp_path, None)

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from seqsent.data.vocab import PAD_ID
+from seqsent.errors import SeqsentError
 
 Batch = dict[str, torch.Tensor]
 SIDES = ("pre", "post")
@@ -96,8 +97,13 @@ class BucketBatchSampler(Sampler[list[int]]):
         rank: int = 0,
         bucket: bool = True,
     ):
+        if isinstance(lengths, Sampler):  # Lightning re-creating us around its own sampler (a DistributedSampler)
+            raise SeqsentError(
+                f"Lightning tried to put a {type(lengths).__name__} into seqsent's batches, which shard themselves "
+                "under DDP: use trainer=ddp, or set trainer.use_distributed_sampler=false"
+            )
         if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+            raise SeqsentError(f"batch size {batch_size}: use >= 1")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not in [0, num_replicas={num_replicas})")
         self.lengths, self.batch_size, self.shuffle, self.seed = np.asarray(lengths), batch_size, shuffle, seed
@@ -140,7 +146,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             full = [b for b in batches if len(b) == self.batch_size]
             per_rank = len(full) // self.num_replicas
             if per_rank == 0:
-                raise ValueError(
+                raise SeqsentError(
                     f"{n} examples make fewer than {self.num_replicas} full batches of {self.batch_size}: "
                     "lower the batch size or the number of devices"
                 )

@@ -12,6 +12,9 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +22,33 @@ import numpy as np
 
 from seqsent.data.sources import file_fingerprint, load_splits, parquet_files
 from seqsent.data.vocab import TOKENIZER_VERSION, encode, tokenizer_from_json, train_tokenizer
+from seqsent.errors import SeqsentError
+
+CACHE_FIX = "set data.cache_dir (or $SEQSENT_CACHE_DIR) to a writable directory"
 
 
 def default_cache_dir() -> Path:
     """`$SEQSENT_CACHE_DIR`, else `~/.cache/seqsent`."""
     env = os.environ.get("SEQSENT_CACHE_DIR")
     return Path(env) if env else Path.home() / ".cache" / "seqsent"
+
+
+@contextmanager
+def cache_writes(target: Path) -> Iterator[None]:
+    """Turn an `OSError` while writing `target` (unwritable, full, a file in the way) into a one-line error."""
+    try:
+        yield
+    except OSError as err:
+        raise SeqsentError(f"cannot write {target} ({err.strerror or err}): {CACHE_FIX}") from None
+
+
+def ensure_cache_dir(directory: Path) -> None:
+    """Create `directory` if needed and check that files can be made in it; a one-line error if not."""
+    if directory.exists() and not directory.is_dir():
+        raise SeqsentError(f"cache directory {directory} is a file, not a directory: {CACHE_FIX}")
+    with cache_writes(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(dir=directory, prefix=".probe-"))
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +122,7 @@ def prepare(
         except (OSError, ValueError, KeyError) as err:  # a damaged entry (disk full, an edit): build it again
             print(f"note: cache entry {entry} is damaged ({type(err).__name__}: {err}); rebuilding it", flush=True)
             _discard(entry)
+    ensure_cache_dir(cache_dir)  # before the work, not after it
     raw = raw or load_splits(path, splits)
     if tokenizer_json is None:
         train_idx, _ = split_indices(len(raw["train"].texts), val_fraction, split_seed)
@@ -123,25 +148,30 @@ def _cheap_fingerprints(path: str, splits: tuple[str, ...]) -> dict[str, str] | 
 
 
 def _write_entry(entry: Path, tokenizer_json: str, encoded: dict[str, EncodedSplit], settings: dict) -> None:
-    entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = entry.parent / f".{entry.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
     try:
-        (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
-        for split, enc in encoded.items():
-            np.save(tmp / f"{split}.ids.npy", enc.ids)
-            np.save(tmp / f"{split}.offsets.npy", enc.offsets)
-            np.save(tmp / f"{split}.labels.npy", enc.labels)
-        meta = {"settings": settings, "splits": {s: len(e) for s, e in encoded.items()}}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        try:
-            os.rename(tmp, entry)
-        except OSError:  # another process finished first; its entry is identical
-            if not (entry / "meta.json").is_file():
-                raise
+        with cache_writes(entry):
+            _write_files(tmp, entry, tokenizer_json, encoded, settings)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_files(tmp: Path, entry: Path, tokenizer_json: str, encoded: dict[str, EncodedSplit], settings: dict) -> None:
+    """Write the entry into `tmp`, then rename it to `entry` (atomic: readers see all of it or nothing)."""
+    tmp.mkdir(parents=True)
+    (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+    for split, enc in encoded.items():
+        np.save(tmp / f"{split}.ids.npy", enc.ids)
+        np.save(tmp / f"{split}.offsets.npy", enc.offsets)
+        np.save(tmp / f"{split}.labels.npy", enc.labels)
+    meta = {"settings": settings, "splits": {s: len(e) for s, e in encoded.items()}}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    try:
+        os.rename(tmp, entry)
+    except OSError:  # another process finished first; its entry is identical
+        if not (entry / "meta.json").is_file():
+            raise
 
 
 def _read_entry(entry: Path, splits: tuple[str, ...]) -> tuple[str, dict[str, EncodedSplit]]:

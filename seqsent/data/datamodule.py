@@ -1,6 +1,6 @@
 """`IMDBDataModule`: tokenized, padded IMDB reviews for Lightning.
 
-dm = IMDBDataModule(path="../shared/data/imdb", vocab_size=10_000, max_len=200)
+dm = IMDBDataModule(path="/path/to/imdb", vocab_size=10_000, max_len=200)  # path: data.path's rule (docs/data.md)
 dm.prepare_data(); dm.setup("fit")
 batch = next(iter(dm.train_dataloader()))  # {"tokens": (B, T), "lengths": (B,), "labels": (B,)}
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from seqsent.data.batching import SIDES, BucketBatchSampler, Collator, EncodedReviews
@@ -115,6 +116,7 @@ class IMDBDataModule(L.LightningDataModule):
                 f"{len(train)} training reviews cannot be split with data.val_fraction={self.val_fraction}: "
                 "use more reviews or another fraction"
             )
+        _warn_if_one_class(train.labels[train_idx], self.path)
         self.train_set = EncodedReviews(train.ids, train.offsets, train.labels, train_idx)
         self.val_set = EncodedReviews(train.ids, train.offsets, train.labels, val_idx)
         test = self.data.splits["test"]
@@ -213,17 +215,12 @@ class IMDBDataModule(L.LightningDataModule):
     def _shard(self) -> tuple[int, int]:
         """(number of shards, this process's shard): the trainer's (world size, global rank) under
         DDP, else (1, 0). `batch_size` is per process. Our batch sampler shards itself, so
-        Lightning must not put a DistributedSampler in (`use_distributed_sampler: false`)."""
+        Lightning must not put a DistributedSampler in (`use_distributed_sampler: false`; the
+        sampler refuses one)."""
         trainer = self.trainer
         if trainer is None or trainer.world_size <= 1:
             return 1, 0
-        world_size = trainer.world_size
-        if trainer._accelerator_connector.use_distributed_sampler:
-            raise SeqsentError(
-                f"{world_size} processes with Lightning's DistributedSampler: use trainer=ddp "
-                "(or set +trainer.use_distributed_sampler=false); the data module shards its batches itself"
-            )
-        return world_size, int(trainer.global_rank)
+        return trainer.world_size, trainer.global_rank
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
@@ -267,3 +264,13 @@ class IMDBDataModule(L.LightningDataModule):
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise SeqsentError(message)
+
+
+def _warn_if_one_class(labels: np.ndarray, path: str) -> None:
+    """Warn (once, on rank zero) when the training part holds one class only: a model learns nothing from it."""
+    classes = np.unique(labels).tolist()
+    if len(classes) == 1:
+        rank_zero_warn(
+            f"every training review of {path} has label {classes[0]}: the model cannot learn to tell the "
+            "classes apart; check the data's label column"
+        )

@@ -1,6 +1,6 @@
 """Soft labels: a teacher's probabilities for unlabeled reviews, as a parquet file (`text`, `prob`).
 
-    python scripts/soft_label.py --data ../shared/data/imdb --out soft/unsup.parquet CKPT [CKPT ...]
+    python scripts/soft_label.py --out soft/unsup.parquet CKPT [CKPT ...]   # data: $SEQSENT_IMDB_DIR or --data
     python -m seqsent.train data.soft_labels=soft/unsup.parquet
 
 With `data.soft_labels` the training part holds the gold training reviews plus these reviews, each
@@ -37,7 +37,7 @@ def write_soft_labels(path: Path, texts: list[str], probs: np.ndarray, info: dic
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp"
     try:
-        pq.write_table(table, tmp, compression="zstd")  # text: ~half of snappy's size
+        pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -50,6 +50,8 @@ def check_soft_labels_path(path: str | Path) -> Path:
             "this recipe trains on soft labels: pass data.soft_labels=<the file scripts/soft_label.py wrote>"
         )
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise SeqsentError(f"soft-label file {file} is a directory: name the .parquet file; {MAKE_HINT}")
     if not file.is_file():
         raise SeqsentError(f"soft-label file {file} does not exist: {MAKE_HINT}")
     return file

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seqsent.errors import SeqsentError
@@ -72,6 +73,8 @@ def file_fingerprint(file: Path) -> str:
 
 
 def _load_local(root: Path, splits: tuple[str, ...], option: str) -> dict[str, Split]:
+    if root.exists() and not root.is_dir():
+        raise SeqsentError(f"{option}={root} is a file, not a directory: {fix_hint(option)}")
     if not root.is_dir():
         raise SeqsentError(f"data directory {root} does not exist: {fix_hint(option)}")
     acl = _find_acl_root(root)
@@ -95,6 +98,8 @@ def _load_local(root: Path, splits: tuple[str, ...], option: str) -> dict[str, S
 
 
 def _load_parquet(file: Path, split: str) -> Split:
+    if file.is_dir():
+        raise SeqsentError(f"{file} is a directory, not a parquet file: replace it with the {split} split's file")
     try:
         rows = pq.ParquetFile(file).metadata.num_rows
         if rows == 0:
@@ -108,7 +113,8 @@ def _load_parquet(file: Path, split: str) -> Split:
     return _to_split(ds, str(file), split, file_fingerprint(file))
 
 
-def _to_split(ds: datasets.Dataset, origin: str, split: str, fingerprint: str) -> Split:
+def _to_split(ds: datasets.Dataset, origin: str, split: str, fingerprint: str | None) -> Split:
+    """The reviews and labels of `ds`, checked; `fingerprint` None: a digest of the content (Hub data)."""
     missing = [col for col in ("text", "label") if col not in ds.column_names]
     if missing:
         raise SeqsentError(
@@ -117,18 +123,50 @@ def _to_split(ds: datasets.Dataset, origin: str, split: str, fingerprint: str) -
         )
     if len(ds) == 0:
         raise SeqsentError(f"{origin} holds no reviews: the {split} split must not be empty")
-    columns = ds.with_format("arrow")  # whole columns at once: iterating rows formats each one (~1 s per 50k)
-    texts = [t if isinstance(t, str) else "" for t in columns["text"].to_pylist()]
-    labels = np.asarray(columns["label"].to_pylist(), dtype=np.float64)
+    columns = ds.with_format("arrow")  # whole columns at once: iterating rows formats each one
+    texts = _texts(columns["text"], origin)
+    labels = _labels(columns["label"], origin, split)
+    if fingerprint is None:
+        digest = hashlib.sha256()
+        for text in texts:
+            digest.update(text.encode("utf-8", errors="surrogatepass") + b"\0")
+        fingerprint = f"{origin}:{digest.hexdigest()}:{hashlib.sha256(labels.tobytes()).hexdigest()}"
+    return Split(texts=texts, labels=labels, origin=origin, fingerprint=fingerprint)
+
+
+def _texts(column: pa.ChunkedArray, origin: str) -> list[str]:
+    """The reviews of a `text` column (a missing one becomes ""); a one-line error unless it holds text."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        raise SeqsentError(
+            f"column 'text' of {origin} holds {column.type}, not text: IMDB files need the reviews as strings"
+        )
+    texts = [t if isinstance(t, str) else "" for t in column.to_pylist()]
+    if not any(texts):
+        raise SeqsentError(f"column 'text' of {origin} is empty or null in every row: it must hold the reviews")
+    return texts
+
+
+def _labels(column: pa.ChunkedArray, origin: str, split: str) -> np.ndarray:
+    """A `label` column as int64: 0/1 (-1 in the unsupervised split); a one-line error for anything else."""
+    want = "-1 (unlabeled)" if split == "unsupervised" else "0 (neg) or 1 (pos)"
+    kind = column.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        raise SeqsentError(f"column 'label' of {origin} holds {kind}, not numbers: labels must be {want}")
+    labels = np.asarray(column.to_pylist(), dtype=np.float64)
     if np.isnan(labels).any():
-        raise SeqsentError(f"{origin} has missing labels: every {split} review needs label 0 or 1")
+        raise SeqsentError(f"{origin} has missing labels: every {split} review needs label {want}")
+    fractional = labels[labels != np.round(labels)]
+    if len(fractional):
+        raise SeqsentError(
+            f"{origin} has fractional labels {sorted(set(fractional.tolist()))[:5]} in the {split} split: labels "
+            f"must be {want} (teacher probabilities belong in a soft-label file, data.soft_labels)"
+        )
     labels = labels.astype(np.int64)
     allowed = {-1} if split == "unsupervised" else {0, 1}
     bad = sorted(set(np.unique(labels).tolist()) - allowed)
     if bad:
-        want = "-1 (unlabeled)" if split == "unsupervised" else "0 (neg) or 1 (pos)"
         raise SeqsentError(f"{origin} has labels {bad[:5]} in the {split} split: labels must be {want}")
-    return Split(texts=texts, labels=labels, origin=origin, fingerprint=fingerprint)
+    return labels
 
 
 def _find_acl_root(root: Path) -> Path | None:
@@ -149,6 +187,8 @@ def _load_acl_split(acl: Path, split: str) -> Split:
         if not folder.is_dir():
             raise SeqsentError(f"{folder} is missing: an aclImdb tree needs {split}/neg and {split}/pos folders")
         for file in sorted(folder.glob("*.txt"), key=_review_order):
+            if not file.is_file():
+                raise SeqsentError(f"{file} is not a review file: an aclImdb tree holds one review per .txt file")
             texts.append(file.read_bytes().decode("utf-8", errors="replace"))
             labels.append(label)
             stat = file.stat()
@@ -176,12 +216,12 @@ def _load_hub(hub_id: str, splits: tuple[str, ...], option: str) -> dict[str, Sp
         except Exception as err:
             msg = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise SeqsentError(f"cannot load split {split!r} of {hub_id!r} ({msg}): {fix_hint(option)}") from None
-        out[split] = _to_split(ds, f"{hub_id}[{split}]", split, f"hub:{hub_id}:{ds._fingerprint}")
+        out[split] = _to_split(ds, f"{hub_id}[{split}]", split, fingerprint=None)
     return out
 
 
 def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    """Fail fast instead of `datasets`' 20 s of retries when there is no route to the Hub."""
+    """Fail fast instead of waiting out `datasets`' retries when there is no route to the Hub."""
     try:
         socket.setdefaulttimeout(timeout)
         socket.getaddrinfo(host, 443)

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seqsent.data.cache import default_cache_dir
+from seqsent.data.cache import cache_writes, default_cache_dir, ensure_cache_dir
 from seqsent.data.datamodule import IMDBDataModule
 
 POSITIVE = [
@@ -104,8 +104,11 @@ def write_parquet_dir(directory: Path, splits: dict[str, tuple[list[str], list[i
         table = pa.table({"text": pa.array(texts, pa.string()), "label": pa.array(labels, pa.int64())})
         final = directory / f"{split}-00000-of-00001.parquet"
         tmp = directory / f".{final.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 class GeneratedDataModule(IMDBDataModule):
@@ -130,8 +133,11 @@ class GeneratedDataModule(IMDBDataModule):
         super().setup(stage)
 
     def _generate(self) -> None:
-        if not (Path(self.path) / "test-00000-of-00001.parquet").is_file():
-            write_parquet_dir(Path(self.path), self.make_splits())
+        directory = Path(self.path)
+        if not (directory / "test-00000-of-00001.parquet").is_file():
+            ensure_cache_dir(directory.parent)
+            with cache_writes(directory):
+                write_parquet_dir(directory, self.make_splits())
 
 
 class SyntheticDataModule(GeneratedDataModule):
