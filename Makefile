@@ -5,9 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
-# The IMDB parquet files: $SEQSENT_IMDB_DIR, else ../shared/data/imdb when it exists.
-SEQSENT_IMDB_DIR ?= $(if $(wildcard ../shared/data/imdb/train-*.parquet),$(abspath ../shared/data/imdb))
-export SEQSENT_IMDB_DIR
+# Data, as in every entry point: data.path=..., else $SEQSENT_IMDB_DIR, else the Hub's stanfordnlp/imdb.
 
 .PHONY: venv train self-train test test-slow lint format clean
 
@@ -23,13 +21,13 @@ $(VENV)/.installed: pyproject.toml
 train: venv
 	$(BIN)/python -m seqsent.train $(ARGS)
 
-# teacher -> soft labels for the unlabeled reviews -> student (15-17 min on 2 CPU cores; README: Results)
+# teacher -> soft labels for the unlabeled reviews -> student (time and results: docs/results.md)
 SELF_TRAIN_OUT ?= outputs/self_train_$(shell date +%Y-%m-%d_%H-%M-%S)
 self-train: venv
 	$(BIN)/python scripts/self_train.py --out $(SELF_TRAIN_OUT) $(ARGS)
 
 # one pytest worker per core (pytest-xdist), each test file on one worker so its module fixtures are built
-# once (measured: 9 min instead of 15 on a 2-core AVX2 machine)
+# once (test times: docs/speed.md)
 test: venv
 	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadfile $(ARGS)
 
