@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,13 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard.summary import hparams
 
 from seqsent.checkpoint import preprocessing_of
 from seqsent.errors import SeqsentError
 from seqsent.utils import flatten
 
-HPARAM_METRICS = {"val/acc_best": 0.0, "test/acc": 0.0, "time/train_seconds": 0.0}
+NOT_HPARAMS = ("callbacks/", "logger/", "trainer/default_root_dir")  # machinery and paths, not HPARAMS
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -36,7 +38,9 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logg
     setting Lightning rejects (`trainer.devices=0`, a GPU where none is, an unknown strategy) is a
     one-line `SeqsentError`."""
     try:
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        # enable_autolog_hparams=False: the loggers get the whole config at the first training batch
+        # (`log_hparams`) instead of Lightning's copy of the model's arguments
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_autolog_hparams=False)
     except InstantiationException as err:
         if isinstance(err.__cause__, (MisconfigurationException, ValueError, TypeError, ModuleNotFoundError)):
             raise SeqsentError(f"trainer settings rejected by Lightning: {trainer_fix(str(err.__cause__))}") from err
@@ -61,37 +65,40 @@ def trainer_fix(reason: str) -> str:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively on this CPU (where bf16-mixed speeds up the LSTM ~1.5x)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN (or without this private probe)
-        return False
+    """Whether oneDNN has native bf16 instructions on this CPU (x86 AVX512-BF16 or AMX, Arm BF16);
+    True where this torch cannot tell (no `torch.cpu.get_capabilities`), so there is no warning on a guess."""
+    if not hasattr(torch.cpu, "get_capabilities"):
+        return True
+    caps = torch.cpu.get_capabilities()
+    return torch.backends.mkldnn.is_available() and any(caps.get(f, False) for f in ("avx512_bf16", "amx_bf16", "bf16"))
 
 
-class LogConfigOnceTraining(Callback):
-    """`log_hparams` at the first training batch, on the global-zero process: a run refused or
-    failing before it trains (bad data, a resume that cannot continue) writes no HPARAMS record, so
-    it cannot show up in TensorBoard's comparison with placeholder zeros, nor add one to the run it
-    tried to resume."""
+class AtFirstTrainingBatch(Callback):
+    """Run `action` once, at the first training batch, on the global-zero process: what a run
+    refused or failing before it trains (bad data, a resume that cannot continue) must not leave
+    behind, such as its TensorBoard HPARAMS record or a resumed run's command record."""
 
-    def __init__(self, loggers: list[Logger], cfg: DictConfig) -> None:
-        self.loggers, self.cfg, self.done = loggers, cfg, False
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action, self.done = action, False
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
         if not self.done and trainer.is_global_zero:
-            log_hparams(self.loggers, self.cfg)
+            self.action()
         self.done = True
 
 
 def log_hparams(loggers: list[Logger], cfg: DictConfig) -> None:
-    """Log the whole resolved config once, with the metrics the HPARAMS tab compares runs on."""
+    """Log the whole resolved config once. TensorBoard gets only the HPARAMS session record: no
+    experiment record, so its HPARAMS tab derives the columns from all runs' sessions and marks the
+    values that differ between them, and no placeholder metric values (the tab shows the run's own
+    scalars, `val/acc_best`, `test/acc`, ...)."""
     params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    params = {k: _short(v) for k, v in params.items() if not k.endswith("_target_") and not k.startswith("callbacks/")}
+    params = {k: _short(v) for k, v in params.items() if not k.endswith("_target_") and not k.startswith(NOT_HPARAMS)}
     for logger in loggers:
+        logger.log_hyperparams(params)  # TensorBoardLogger: its hparams.yaml
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(params, metrics=HPARAM_METRICS)
-        else:
-            logger.log_hyperparams(params)
+            _, session_start, _ = hparams(params, {})
+            logger.experiment.file_writer.add_summary(session_start)
 
 
 def _short(value: Any, limit: int = 500) -> Any:

@@ -21,16 +21,15 @@ from seqsent.checkpoint import load_classifier
 from seqsent.config_types import check_config_types
 from seqsent.errors import SeqsentError, report_errors, report_job_errors
 from seqsent.override_keys import check_overrides
-from seqsent.utils import config_dir, register_resolvers, run_markers, settle_hydra_record, write_json
+from seqsent.utils import config_dir, register_resolvers, run_markers, write_json, write_record
 
 register_resolvers()
 
 
-def check_eval_dir(run_dir: Path, subdir: str | None) -> None:
+def check_eval_dir(run_dir: Path) -> None:
     """Refuse to evaluate into a directory holding a run or an earlier evaluation (nothing of
-    theirs is overwritten: the fresh config record Hydra wrote there is removed again)."""
+    theirs is overwritten)."""
     found = run_markers(run_dir)
-    settle_hydra_record(run_dir, subdir, accepted=not found)
     if found:
         raise SeqsentError(
             f"output directory {run_dir} already holds a run or evaluation ({', '.join(found)}): leave "
@@ -44,7 +43,8 @@ def evaluate(cfg: DictConfig) -> dict:
     keep_freed_memory()
     check_config_types(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    check_eval_dir(run_dir, HydraConfig.get().output_subdir)
+    check_eval_dir(run_dir)
+    write_record(cfg)
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise SeqsentError(f"no checkpoint given: {USAGE}")
     model = load_classifier(cfg.ckpt_path)

@@ -151,27 +151,20 @@ def test_predictions_do_not_depend_on_batching_or_order(trained_run: Path) -> No
     np.testing.assert_allclose(predict_sorted(model, texts, batch_size=4), whole, atol=1e-6)
 
 
-def _record(run_dir: Path) -> dict[str, str]:
-    """The run's results and its Hydra config record, file by file."""
-    files = [run_dir / "metrics.json", *sorted((run_dir / ".hydra").iterdir())]
-    return {str(f.relative_to(run_dir)): f.read_text() for f in files}
-
-
 def test_train_refuses_a_directory_holding_another_run(trained_run: Path) -> None:
-    before = _record(trained_run)
+    before = files_of(trained_run)
     proc = run_module("seqsent.train", *SMALL, "model.cell=gru", f"hydra.run.dir={trained_run}")
     assert proc.returncode == 2 and "already holds a run" in proc.stderr
-    assert _record(trained_run) == before  # Hydra's record of the refused command went elsewhere, and away
-    assert not list(trained_run.glob(".hydra-new-*"))
+    assert files_of(trained_run) == before  # the run's .hydra record too: the refused command wrote none
 
 
 def test_eval_refuses_a_training_run_directory(trained_run: Path) -> None:
-    before = _record(trained_run)
+    before = files_of(trained_run)
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     proc = run_module("seqsent.eval", f"ckpt_path={ckpt}", "data=synthetic", f"hydra.run.dir={trained_run}")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
     assert "already holds a run or evaluation (metrics.json, checkpoints, tensorboard)" in proc.stderr
-    assert _record(trained_run) == before and not list(trained_run.glob(".hydra-new-*"))
+    assert files_of(trained_run) == before
 
 
 def test_bad_config_value_is_one_line(tmp_path: Path) -> None:
@@ -228,8 +221,10 @@ def test_resuming_a_one_cycle_run_for_longer_is_refused(tmp_path: Path) -> None:
 
 
 def files_of(run: Path) -> dict[str, bytes]:
-    """Every file under a run directory with its bytes."""
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    """Every file under a run directory with its bytes, but Hydra's logs (`<command>.log`: every
+    command run with this directory logs there, a refused one too)."""
+    files = sorted(p for p in run.rglob("*") if p.is_file() and p.suffix != ".log")
+    return {str(p.relative_to(run)): p.read_bytes() for p in files}
 
 
 def test_resuming_a_finished_run_is_refused_and_changes_nothing(trained_run: Path, tmp_path: Path) -> None:

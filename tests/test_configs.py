@@ -165,24 +165,3 @@ def test_long_range_experiment_must_carry_the_cue_with_the_scripts_budget(cell: 
         args.clip,
         args.batch_size,
     )
-
-
-def test_a_directory_with_a_record_gets_a_fresh_one_then_keeps_or_drops_it(tmp_path: Path) -> None:
-    from seqsent.utils import hydra_subdir, settle_hydra_record
-
-    assert hydra_subdir(None, str(tmp_path)) == ".hydra"  # a new directory: the usual record
-    (tmp_path / ".hydra").mkdir()
-    (tmp_path / ".hydra" / "config.yaml").write_text("earlier")
-    for accepted in (False, True):
-        sub = hydra_subdir(None, str(tmp_path))
-        assert sub.startswith(".hydra-new-")
-        (tmp_path / sub).mkdir()
-        (tmp_path / sub / "config.yaml").write_text("this job")
-        settle_hydra_record(tmp_path, sub, accepted=accepted)
-        assert not (tmp_path / sub).exists()
-        expected = "this job" if accepted else "earlier"
-        assert (tmp_path / ".hydra" / "config.yaml").read_text() == expected
-    (earlier,) = tmp_path.glob(".hydra-earlier-*")  # the job that went ahead kept the older record aside
-    assert (earlier / "config.yaml").read_text() == "earlier"
-    settle_hydra_record(tmp_path, ".hydra", accepted=False)  # the usual record is never touched
-    assert (tmp_path / ".hydra").is_dir()

@@ -3,7 +3,6 @@ isolated, TensorBoard HPARAMS, the Optuna search and the parallel launcher."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -31,9 +30,11 @@ TINY = [
 
 
 def multirun(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """A tiny sweep over `args` (each replacing the `TINY` setting of its key)."""
     env = {**os.environ, "SEQSENT_OUTPUT_DIR": str(tmp_path / "out"), "SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
+    swept = {a.split("=")[0] for a in args}
     proc = subprocess.run(
-        [sys.executable, "-m", "seqsent.train", "-m", *args, *TINY],
+        [sys.executable, "-m", "seqsent.train", "-m", *args, *(t for t in TINY if t.split("=")[0] not in swept)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -61,21 +62,29 @@ def test_sweep_names_jobs_and_survives_a_failing_job(tmp_path: Path) -> None:
     assert "[sweep] 1_rnn_seed42: FAILED" in proc.stdout
 
 
-def test_hparams_are_logged_for_tensorboard(tmp_path: Path) -> None:
-    proc, sweep = multirun(tmp_path, "seed=0,1")
+def test_tensorboard_hparams_mark_what_differs_without_placeholder_points(tmp_path: Path) -> None:
+    """Each run logs its config as an HPARAMS session and no experiment record, so TensorBoard derives
+    the table from the sessions and marks the swept value as differing; the metrics the table shows
+    have only real points (no 0.0 placeholder at step 0)."""
+    proc, sweep = multirun(tmp_path, "model.hidden_size=8,16")
     assert proc.returncode == 0, proc.stderr[-2000:]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.plugins.hparams.backend_context import Context
 
-    for job in ("0_lstm_seed0", "1_lstm_seed1"):
-        tags: set[str] = set()
-        for event in (sweep / job / "tensorboard").glob("events.out.tfevents.*"):
-            acc = EventAccumulator(str(event))
-            acc.Reload()
-            tags |= set(acc.Tags()["scalars"])
-            with contextlib.suppress(KeyError):  # KeyError: this events file holds no hparams summary
-                tags |= set(acc.PluginTagToContent("hparams"))
-        assert "_hparams_/session_start_info" in tags and "_hparams_/experiment" in tags
-        assert {"val/acc_best", "test/acc", "time/train_seconds"} <= tags
+    sessions = {}
+    for job in ("0_lstm_seed42", "1_lstm_seed42"):
+        acc = EventAccumulator(str(sweep / job / "tensorboard"))
+        acc.Reload()
+        for tag in ("val/acc_best", "test/acc", "time/train_seconds"):
+            points = [(e.step, e.value) for e in acc.Scalars(tag)]
+            assert len(points) == 1 and points[0][0] > 0, (job, tag, points)
+        sessions[job] = acc.PluginTagToContent(metadata.PLUGIN_NAME)
+        assert set(sessions[job]) == {metadata.SESSION_START_INFO_TAG}
+    experiment = Context(None).experiment_from_metadata(None, "", False, sessions, None)
+    hidden = next(h for h in experiment.hparam_infos if h.name == "model/hidden_size")
+    assert (hidden.domain_interval.min_value, hidden.domain_interval.max_value) == (8, 16)
+    assert [h.name for h in experiment.hparam_infos if h.differs] == ["model/hidden_size"]
 
 
 def test_a_vocabulary_in_the_config_is_logged_as_its_length_and_hash() -> None:
