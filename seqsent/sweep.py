@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -30,15 +30,15 @@ class SweepReport(Callback):
         run_dir = Path(hydra_cfg.runtime.output_dir)
         name = run_dir.name
         record: dict[str, Any] = {"job": name, "run_dir": str(run_dir)}
-        if job_return.status == JobStatus.COMPLETED:
-            record.update(status="completed", value=job_return._return_value)
-            print(
-                f"[sweep] {name}: completed ({config.get('optimized_metric')}={job_return._return_value})", flush=True
-            )
-        else:
-            reason = " ".join(str(job_return._return_value).split())[:300]
+        try:
+            value = job_return.return_value  # a failed job's exception is raised again here
+        except Exception as err:
+            reason = " ".join(str(err).split())[:300]
             record.update(status="failed", error=reason)
             print(f"[sweep] {name}: FAILED ({reason}); details in {run_dir}", flush=True)
+        else:
+            record.update(status="completed", value=value)
+            print(f"[sweep] {name}: completed ({config.get('optimized_metric')}={value})", flush=True)
         with (run_dir.parent / "jobs.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=str) + "\n")
 
