@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
-from collections.abc import Callable
+import traceback
+import types
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,19 +23,35 @@ class SeqsentError(Exception):
     """A problem with the user's input or environment, with the fix in the message."""
 
 
-def user_message(err: BaseException) -> str | None:
-    """The one-line message for errors caused by input, else None (a bug: keep the traceback).
+class SettingError(SeqsentError, ValueError):
+    """A setting with a value seqsent's own checks refuse (still a `ValueError` for library callers)."""
 
-    Hydra's `instantiate` wraps constructor errors; a `ValueError` raised while building a
-    configured object is a bad config value.
-    """
-    if isinstance(err, (SeqsentError, FloatingPointError)):
-        return str(err)
-    from hydra.errors import InstantiationException
 
-    if isinstance(err, InstantiationException) and isinstance(err.__cause__, (SeqsentError, ValueError)):
-        return str(err.__cause__)
-    return None
+TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string", type(None): "null"}
+
+
+def check_types(fn: Callable[..., Any], values: Mapping[str, Any], prefix: str = "") -> None:
+    """Raise `SettingError` for the first of `values` that does not fit the type hint of `fn`'s
+    parameter of that name, e.g. `check_types(Cls.__init__, locals(), "model.")` first thing in a
+    constructor. Only plain hints are checked (bool, int, float, str, None and unions of them; a
+    float takes whole numbers); `prefix` is the config section the message names."""
+    hints = typing.get_type_hints(fn)
+    for name, value in values.items():
+        hint = hints.get(name)
+        allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        if not all(t in TYPE_NAMES for t in allowed) or any(_fits(value, t) for t in allowed):
+            continue
+        default = inspect.signature(fn).parameters[name].default
+        shown = str(default).lower() if isinstance(default, bool) else default
+        example = f", e.g. {prefix}{name}={shown}" if default not in (inspect.Parameter.empty, None) else ""
+        use = " or ".join(TYPE_NAMES[t] for t in allowed if not (t is int and float in allowed))
+        raise SettingError(f"{prefix}{name}={value!r}: use {use}{example}")
+
+
+def _fits(value: Any, hint: type) -> bool:
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float) if hint is float else hint)
 
 
 def report_job_errors(fn: F) -> F:
@@ -40,9 +60,11 @@ def report_job_errors(fn: F) -> F:
 
 
 def report_errors(fn: F, hydra_job: bool = False) -> F:
-    """Turn `SeqsentError` (and bad-value `ValueError`s) into `error: ...` and exit code 2.
+    """Turn `SeqsentError` (also when raised in a constructor Hydra called) into `error: ...` and
+    exit code 2. Any other error keeps its traceback: one raised inside a constructor Hydra called
+    (which Hydra would report without it) is printed in full, exit code 1.
 
-    Set `HYDRA_FULL_ERROR=1` to see the traceback instead.
+    Set `HYDRA_FULL_ERROR=1` to see the traceback of a `SeqsentError` too.
 
     With `hydra_job` (see `report_job_errors`) the reason also goes to `<run dir>/error.txt`, and in
     a multirun the error is re-raised instead of exiting, so Hydra marks this job failed and runs
@@ -54,14 +76,39 @@ def report_errors(fn: F, hydra_job: bool = False) -> F:
         try:
             return fn(*args, **kwargs)
         except Exception as err:
-            message = user_message(err)
-            multirun = hydra_job and _record_failure(message or f"{type(err).__name__}: {err}")
-            if message is None or multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            user = _seqsent_error(err)
+            multirun = hydra_job and _record_failure(str(user) if user else f"{type(err).__name__}: {err}")
+            if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"error: {message}", file=sys.stderr, flush=True)
-            sys.exit(EXIT_USER_ERROR)
+            if user is not None:
+                print(f"error: {user}", file=sys.stderr, flush=True)
+                sys.exit(EXIT_USER_ERROR)
+            if _raised_in_constructor(err):
+                traceback.print_exception(err)
+                sys.exit(1)
+            raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _seqsent_error(err: BaseException) -> SeqsentError | None:
+    """`err`, or the error Hydra's `instantiate` wrapped, when it is a `SeqsentError`."""
+    from hydra.errors import InstantiationException
+
+    while isinstance(err, InstantiationException):
+        err = err.__cause__  # type: ignore[assignment]
+    return err if isinstance(err, SeqsentError) else None
+
+
+def _raised_in_constructor(err: BaseException) -> bool:
+    """Whether `err` is Hydra's wrapper of an error raised inside the code it called, not by the
+    call itself (an unknown argument such as `+model.hiden_size=8`: Hydra's message says it)."""
+    from hydra.errors import InstantiationException
+
+    tb = err.__cause__.__traceback__ if isinstance(err, InstantiationException) and err.__cause__ else None
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and not tb.tb_frame.f_globals.get("__name__", "").startswith("hydra.")
 
 
 def clear_recorded_failure(run_dir: Path) -> None:

@@ -18,18 +18,17 @@ from seqsent.allocator import keep_freed_memory
 from seqsent.builders import build_trainer, checkpoint_datamodule
 from seqsent.callbacks import progress_bar
 from seqsent.checkpoint import load_classifier
-from seqsent.config_types import check_config_types
-from seqsent.errors import SeqsentError, report_errors, report_job_errors
-from seqsent.override_keys import check_overrides
-from seqsent.utils import config_dir, register_resolvers, run_markers, write_json, write_record
+from seqsent.errors import SeqsentError, check_types, report_errors, report_job_errors
+from seqsent.utils import config_dir, quiet_lightning, register_resolvers, run_markers, settle_hydra_record, write_json
 
 register_resolvers()
 
 
-def check_eval_dir(run_dir: Path) -> None:
+def check_eval_dir(run_dir: Path, subdir: str | None) -> None:
     """Refuse to evaluate into a directory holding a run or an earlier evaluation (nothing of
-    theirs is overwritten)."""
+    theirs is overwritten: the fresh config record Hydra wrote there is removed again)."""
     found = run_markers(run_dir)
+    settle_hydra_record(run_dir, subdir, accepted=not found)
     if found:
         raise SeqsentError(
             f"output directory {run_dir} already holds a run or evaluation ({', '.join(found)}): leave "
@@ -41,10 +40,9 @@ def check_eval_dir(run_dir: Path) -> None:
 def evaluate(cfg: DictConfig) -> dict:
     """Test metrics of `cfg.ckpt_path` on the test split of `cfg.data`."""
     keep_freed_memory()
-    check_config_types(cfg)
+    check_types(L.seed_everything, {"seed": cfg.seed})
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    check_eval_dir(run_dir)
-    write_record(cfg)
+    check_eval_dir(run_dir, HydraConfig.get().output_subdir)
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise SeqsentError(f"no checkpoint given: {USAGE}")
     model = load_classifier(cfg.ckpt_path)
@@ -78,10 +76,9 @@ def check_ckpt_given(argv: list[str]) -> None:
 
 
 def main() -> None:
-    """Console entry point: one-line errors for a missing checkpoint, unknown config choices or
-    keys, then Hydra."""
+    """Console entry point: a one-line error for a missing checkpoint, then Hydra's command line."""
     report_errors(check_ckpt_given)(sys.argv[1:])
-    report_errors(check_overrides)("eval", sys.argv[1:])
+    quiet_lightning()
     _hydra_main()
 
 

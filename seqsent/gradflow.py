@@ -14,7 +14,6 @@ mean ||dLoss/dh_t|| of the top layer's states against steps before each review's
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import hydra
@@ -30,8 +29,7 @@ from seqsent.data import IMDBDataModule
 from seqsent.diagnostics import GradFlow, gradient_flow_over, plot_gradient_flow
 from seqsent.errors import SeqsentError, report_errors
 from seqsent.models import SequenceClassifier
-from seqsent.override_keys import check_overrides
-from seqsent.utils import config_dir, register_resolvers, write_json, write_record
+from seqsent.utils import config_dir, register_resolvers, write_json
 
 register_resolvers()
 
@@ -122,14 +120,11 @@ def _summary_line(flow: GradFlow) -> str:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="gradflow")
 def _hydra_main(cfg: DictConfig) -> None:
-    write_record(cfg)
     gradflow(cfg)
 
 
 def main() -> None:
-    """Console entry point: one-line errors for words that are not overrides, unknown config
-    choices or keys, then Hydra."""
-    report_errors(check_overrides)("gradflow", sys.argv[1:])
+    """Console entry point: Hydra's command line (`--help`; Hydra names unknown keys and options)."""
     _hydra_main()
 
 

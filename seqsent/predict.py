@@ -135,6 +135,10 @@ def snippet(text: str, width: int = 70) -> str:
 
 
 def main() -> None:
+    """Console entry point; `--help` prints the usage above."""
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__)
+        return
     run(sys.argv[1:])
 
 

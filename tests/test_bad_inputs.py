@@ -17,7 +17,6 @@ from seqsent.errors import SeqsentError
 from seqsent.models import SequenceClassifier
 from seqsent.predict import predict_texts
 from seqsent.predict import run as predict_main
-from seqsent.utils import check_group_choices
 
 MEGABYTE_REVIEW = "great " * 180_000  # ~1 MB
 
@@ -44,23 +43,6 @@ def test_non_utf8_review_files_are_decoded_with_replacement(tmp_path: Path) -> N
     dm = IMDBDataModule(path=str(tmp_path), vocab_size=50, val_fraction=0.25)
     dm.setup()
     assert len(dm.test_set) == 8
-
-
-def test_unknown_config_choice_is_one_line() -> None:
-    with pytest.raises(SeqsentError, match=r"unknown model=transformer: choose one of .*lstm"):
-        check_group_choices(["model=transformer"])
-    with pytest.raises(SeqsentError, match="unknown model=lsmt"):
-        check_group_choices(["-m", "model=rnn,lsmt"])
-    check_group_choices(["model=gru", "model.hidden_size=3", "hydra/launcher=basic", "experiment=seed_rnn"])
-    proc = subprocess.run(
-        [sys.executable, "-m", "seqsent.train", "model=transformer"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ},
-    )
-    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown model=transformer")
-    assert proc.stderr.count("\n") == 1
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from seqsent.errors import SettingError
+
 
 def drop(x: Tensor, p: float, mask_shape: torch.Size) -> Tensor:
     """`x` times a `rand >= p` mask of `mask_shape` (broadcast over `x`), kept entries scaled by 1 / (1 - p)."""
@@ -44,7 +46,7 @@ class WordDropout(nn.Module):
     def __init__(self, p: float = 0.0):
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"word dropout p={p}: use a probability in [0, 1)")
+            raise SettingError(f"word dropout p={p}: use a probability in [0, 1)")
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:

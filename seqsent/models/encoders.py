@@ -23,6 +23,7 @@ import functools
 import torch
 from torch import Tensor, nn
 
+from seqsent.errors import SettingError
 from seqsent.models.dropout import Dropout
 from seqsent.models.scratch_lstm import ScratchLSTM
 
@@ -159,15 +160,15 @@ class RecurrentEncoder(nn.Module):
     ):
         super().__init__()
         if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}: use one of {sorted(CELLS)}")
+            raise SettingError(f"unknown cell {cell!r}: use one of {sorted(CELLS)}")
         if pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {pooling!r}: use one of {POOLINGS}")
+            raise SettingError(f"unknown pooling {pooling!r}: use one of {POOLINGS}")
         if init not in INITS:
-            raise ValueError(f"unknown init {init!r}: use one of {INITS}")
+            raise SettingError(f"unknown init {init!r}: use one of {INITS}")
         if num_layers < 1 or hidden_size < 1 or input_size < 1:
-            raise ValueError("input_size, hidden_size and num_layers must be >= 1")
+            raise SettingError("input_size, hidden_size and num_layers must be >= 1")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout={dropout}: use a value in [0, 1)")
+            raise SettingError(f"dropout={dropout}: use a value in [0, 1)")
         self.cell, self.pooling, self.bidirectional = cell, pooling, bidirectional
         self.hidden_size, self.num_layers = hidden_size, num_layers
         directions = 2 if bidirectional else 1

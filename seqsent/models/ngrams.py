@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from seqsent.errors import SettingError
+
 MULTIPLIER = 1_000_003  # an odd prime: mixes the first token into all bits of the bucket index
 
 
@@ -33,9 +35,9 @@ class HashedNgrams(nn.Module):
     def __init__(self, buckets: int, dim: int, pad_id: int = 0, order: int = 2):
         super().__init__()
         if buckets < 1 or dim < 1:
-            raise ValueError(f"n-gram buckets={buckets}, dim={dim}: use >= 1 each")
+            raise SettingError(f"n-gram buckets={buckets}, dim={dim}: use >= 1 each")
         if order < 2:
-            raise ValueError(f"n-gram order={order}: use 2 (bigrams) or more")
+            raise SettingError(f"n-gram order={order}: use 2 (bigrams) or more")
         self.buckets, self.pad_id, self.order = buckets, pad_id, order
         self.table = nn.Embedding(buckets, dim)
 

@@ -21,6 +21,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from seqsent.errors import SettingError
+
 
 class ScratchLSTM(nn.Module):
     """A single LSTM layer from its equations; same parameters, init and outputs as `nn.LSTM`."""
@@ -30,7 +32,7 @@ class ScratchLSTM(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = True):
         super().__init__()
         if input_size < 1 or hidden_size < 1:
-            raise ValueError("input_size and hidden_size must be >= 1")
+            raise SettingError("input_size and hidden_size must be >= 1")
         self.input_size, self.hidden_size, self.batch_first = input_size, hidden_size, batch_first
         self.weight_ih_l0 = nn.Parameter(torch.empty(4 * hidden_size, input_size))
         self.weight_hh_l0 = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
