@@ -19,16 +19,15 @@ from seqsent.builders import build_trainer, checkpoint_datamodule
 from seqsent.callbacks import progress_bar
 from seqsent.checkpoint import load_classifier
 from seqsent.errors import SeqsentError, check_types, report_errors, report_job_errors
-from seqsent.utils import config_dir, quiet_lightning, register_resolvers, run_markers, settle_hydra_record, write_json
+from seqsent.utils import config_dir, quiet_lightning, register_resolvers, run_markers, write_json, write_record
 
 register_resolvers()
 
 
-def check_eval_dir(run_dir: Path, subdir: str | None) -> None:
+def check_eval_dir(run_dir: Path) -> None:
     """Refuse to evaluate into a directory holding a run or an earlier evaluation (nothing of
-    theirs is overwritten: the fresh config record Hydra wrote there is removed again)."""
+    theirs is overwritten)."""
     found = run_markers(run_dir)
-    settle_hydra_record(run_dir, subdir, accepted=not found)
     if found:
         raise SeqsentError(
             f"output directory {run_dir} already holds a run or evaluation ({', '.join(found)}): leave "
@@ -42,7 +41,8 @@ def evaluate(cfg: DictConfig) -> dict:
     keep_freed_memory()
     check_types(L.seed_everything, {"seed": cfg.seed})
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    check_eval_dir(run_dir, HydraConfig.get().output_subdir)
+    check_eval_dir(run_dir)
+    write_record(cfg)
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise SeqsentError(f"no checkpoint given: {USAGE}")
     model = load_classifier(cfg.ckpt_path)

@@ -29,7 +29,7 @@ from seqsent.data import IMDBDataModule
 from seqsent.diagnostics import GradFlow, gradient_flow_over, plot_gradient_flow
 from seqsent.errors import SeqsentError, report_errors
 from seqsent.models import SequenceClassifier
-from seqsent.utils import config_dir, register_resolvers, write_json
+from seqsent.utils import config_dir, register_resolvers, write_json, write_record
 
 register_resolvers()
 
@@ -120,6 +120,7 @@ def _summary_line(flow: GradFlow) -> str:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="gradflow")
 def _hydra_main(cfg: DictConfig) -> None:
+    write_record(cfg)
     gradflow(cfg)
 
 

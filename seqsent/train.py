@@ -12,6 +12,9 @@ Writes into the Hydra run dir: `checkpoints/` (best on val/acc and last), `tenso
 
 from __future__ import annotations
 
+import functools
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -21,16 +24,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seqsent.allocator import keep_freed_memory
-from seqsent.builders import LogConfigOnceTraining, build_trainer, instantiate_group, tensorboard_dir
+from seqsent.builders import AtFirstTrainingBatch, build_trainer, instantiate_group, log_hparams, tensorboard_dir
 from seqsent.callbacks import EpochTimer
 from seqsent.checkpoint import read_checkpoint
 from seqsent.errors import SeqsentError, check_types, clear_recorded_failure, report_job_errors
-from seqsent.utils import config_dir, quiet_lightning, register_resolvers, run_markers, settle_hydra_record, write_json
+from seqsent.utils import config_dir, quiet_lightning, register_resolvers, run_markers, write_json, write_record
 
 register_resolvers()
 
@@ -89,21 +92,12 @@ def check_unfinished(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
         )
 
 
-def discard_refused_resume(run_dir: Path, subdir: str | None, tensorboard_before: set[Path]) -> None:
-    """Undo what a resume refused inside `trainer.fit` (before its first step) left in the run: its
-    command record and the TensorBoard file Lightning opened at the start of fitting."""
-    settle_hydra_record(run_dir, subdir, accepted=False)
-    for path in sorted(set((run_dir / "tensorboard").rglob("*")) - tensorboard_before, reverse=True):
-        if path.is_file():
-            path.unlink()
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
-
-
 def check_launch(trainer: L.Trainer) -> None:
     """Refuse Lightning's local DDP launch inside a Hydra multirun: it re-runs the whole command
-    (sweep included) once per rank. Sweeps run DDP through hydra/launcher=slurm."""
-    if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and HydraConfig.get().mode == RunMode.MULTIRUN:
+    (sweep included) once per rank, the reason its launcher is not "interactive compatible".
+    Sweeps run DDP through hydra/launcher=slurm, where SLURM starts the processes (no launcher)."""
+    launcher = trainer.strategy.launcher
+    if launcher and not launcher.is_interactive_compatible and HydraConfig.get().mode == RunMode.MULTIRUN:
         raise SeqsentError(
             "trainer=ddp cannot start its processes inside a Hydra multirun (-m): run each configuration "
             "without -m, or sweep with hydra/launcher=slurm"
@@ -117,17 +111,11 @@ def train(cfg: DictConfig) -> dict:
     check_types(L.seed_everything, {"seed": cfg.seed})
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     first = rank_zero_only.rank == 0  # DDP ranks > 0 share rank 0's run dir, which it may have filled already
-    subdir = HydraConfig.get().output_subdir
-    try:
-        if first:
-            check_run_dir(run_dir, cfg.get("ckpt_path"))
-        ckpt_path = resolve_resume(cfg, run_dir)
-    except SeqsentError:
-        if first:
-            settle_hydra_record(run_dir, subdir, accepted=False)
-        raise
     if first:
-        settle_hydra_record(run_dir, subdir, accepted=True)
+        check_run_dir(run_dir, cfg.get("ckpt_path"))
+    ckpt_path = resolve_resume(cfg, run_dir)
+    if first and not ckpt_path:  # a resumed run records itself once it trains (`record_start`)
+        write_record(cfg)
         clear_recorded_failure(run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
@@ -136,10 +124,9 @@ def train(cfg: DictConfig) -> dict:
     loggers = instantiate_group(cfg.get("logger"))
     if not loggers:  # ~logger: Lightning refuses a learning-rate monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    log_config = LogConfigOnceTraining(loggers, cfg)
-    trainer = build_trainer(cfg, [*callbacks, log_config], loggers)
+    start_record = AtFirstTrainingBatch(functools.partial(record_start, cfg, loggers, run_dir, bool(ckpt_path)))
+    trainer = build_trainer(cfg, [*callbacks, start_record], loggers)
     check_launch(trainer)
-    tensorboard_before = set((run_dir / "tensorboard").rglob("*")) if ckpt_path else set()  # for a refused resume
 
     start = time.perf_counter()
     try:
@@ -149,8 +136,8 @@ def train(cfg: DictConfig) -> dict:
         kept = f"last good checkpoint kept: {last}" if last.is_file() else "no checkpoint was written yet"
         raise SeqsentError(f"{err}: lower model.lr or set trainer.gradient_clip_val; {kept}") from None
     except SeqsentError:
-        if ckpt_path and first and not log_config.done:  # a resume refused before it trained a step
-            discard_refused_resume(run_dir, subdir, tensorboard_before)
+        if ckpt_path and not start_record.done:  # a refused resume leaves nothing in the run it tried to continue
+            drop_own_events(loggers)
         raise
     train_seconds = time.perf_counter() - start
     if trainer.interrupted:
@@ -187,6 +174,24 @@ def train(cfg: DictConfig) -> dict:
         write_json(run_dir / "metrics.json", metrics)
         print(summary(metrics, run_dir, tensorboard_dir(loggers)), flush=True)
     return metrics
+
+
+def drop_own_events(loggers: list[Logger]) -> None:
+    """Delete the TensorBoard event files this process wrote: Lightning opens one when fitting
+    starts, before anything that can refuse a resume (data setup, the checkpoint's schedule) runs."""
+    tb_dir = tensorboard_dir(loggers)
+    if rank_zero_only.rank == 0 and tb_dir is not None:
+        for events in tb_dir.glob(f"events.out.tfevents.*.{socket.gethostname()}.{os.getpid()}.*"):
+            events.unlink()
+
+
+def record_start(cfg: DictConfig, loggers: list[Logger], run_dir: Path, resumed: bool) -> None:
+    """At the first training batch: the config in TensorBoard's HPARAMS and, for a resumed run, its
+    command record (`.hydra/resume-<n>/`). A resume refused before it trains so changes nothing in the run."""
+    log_hparams(loggers, cfg)
+    if resumed:
+        write_record(cfg, resumed=True)
+        clear_recorded_failure(run_dir)
 
 
 def summary(metrics: dict, run_dir: Path, tb_dir: Path | None) -> str:

@@ -7,14 +7,14 @@ import logging
 import math
 import os
 import secrets
-import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seqsent.errors import SeqsentError
 
@@ -30,19 +30,15 @@ def config_dir() -> str:
 
 def register_resolvers() -> None:
     """`${uid:}`: a short random id, cached per config, so run dirs never collide.
-    `${resume_dir:CKPT,DEFAULT}`: the run dir that holds checkpoint CKPT, else DEFAULT.
-    `${hydra_subdir:CKPT,OUTPUT_DIR}`: where Hydra writes this job's config record (see `hydra_subdir`)."""
+    `${resume_dir:CKPT,DEFAULT}`: the run dir that holds checkpoint CKPT, else DEFAULT."""
     if not OmegaConf.has_resolver("uid"):
         OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True)
     if not OmegaConf.has_resolver("resume_dir"):
         OmegaConf.register_new_resolver("resume_dir", lambda ckpt, default: str(run_dir_of(ckpt) or default))
-    if not OmegaConf.has_resolver("hydra_subdir"):
-        OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, use_cache=True)
 
 
-FRESH_RECORD = ".hydra-new-"
-RESUME_RECORD = ".hydra-resume-"
 RUN_MARKERS = ("metrics.json", "checkpoints", "tensorboard")  # what a training or eval run leaves
+RECORD = ".hydra"  # the command record of a run: Hydra's layout, written by seqsent (`write_record`)
 
 
 def run_markers(run_dir: Path) -> list[str]:
@@ -50,32 +46,19 @@ def run_markers(run_dir: Path) -> list[str]:
     return [m for m in RUN_MARKERS if (run_dir / m).exists()]
 
 
-def hydra_subdir(ckpt: Any, output_dir: Any = None) -> str:
-    """`.hydra` for a new run; a fresh `.hydra-resume-<id>` for a resumed one; a fresh
-    `.hydra-new-<id>` when `output_dir` already holds a `.hydra` record. Hydra writes the record
-    before seqsent's checks run, so a command refused for its directory never overwrites the record
-    there (`settle_hydra_record` then removes or adopts the fresh one)."""
-    if run_dir_of(ckpt):
-        return f"{RESUME_RECORD}{secrets.token_hex(3)}"
-    if output_dir and (Path(str(output_dir)) / ".hydra").exists():
-        return f"{FRESH_RECORD}{secrets.token_hex(3)}"
-    return ".hydra"
-
-
-def settle_hydra_record(run_dir: Path, subdir: str | None, accepted: bool) -> None:
-    """For a job whose record went to a fresh `.hydra-new-<id>` (`hydra_subdir`): when the job was
-    refused, remove that record; when it goes ahead, make it the directory's `.hydra` and keep the
-    earlier record as `.hydra-earlier-<id>`."""
-    if not subdir or not (run_dir / subdir).is_dir():
-        return
-    if not accepted and subdir.startswith((FRESH_RECORD, RESUME_RECORD)):
-        shutil.rmtree(run_dir / subdir, ignore_errors=True)  # a refused resume leaves no record either
-        return
-    if not subdir.startswith(FRESH_RECORD):
-        return
-    suffix = subdir.removeprefix(FRESH_RECORD)
-    (run_dir / ".hydra").rename(run_dir / f".hydra-earlier-{suffix}")
-    (run_dir / subdir).rename(run_dir / ".hydra")
+def write_record(cfg: DictConfig, resumed: bool = False) -> None:
+    """Hydra's record of this job (`config.yaml`, `hydra.yaml`, `overrides.yaml`) in the run dir's
+    `.hydra/`; for a run resumed in place, in `.hydra/resume-<n>/` beside the run's own record.
+    `hydra.output_subdir` is null, so Hydra writes none itself: the entry points call this once they
+    accepted the job, and a command refused for its directory leaves that directory as it was."""
+    hydra_cfg = HydraConfig.get()
+    record = Path(hydra_cfg.runtime.output_dir) / RECORD
+    if resumed and record.is_dir():
+        record = record / f"resume-{len(list(record.glob('resume-*'))) + 1}"
+    record.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, record / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"hydra": hydra_cfg}), record / "hydra.yaml")
+    OmegaConf.save(hydra_cfg.overrides.task, record / "overrides.yaml")
 
 
 def run_dir_of(ckpt_path: Any) -> Path | None:
@@ -84,7 +67,7 @@ def run_dir_of(ckpt_path: Any) -> Path | None:
         return None
     ckpt = Path(ckpt_path).expanduser().resolve()
     run = ckpt.parent.parent
-    if ckpt.parent.name == "checkpoints" and (run / ".hydra").is_dir():
+    if ckpt.parent.name == "checkpoints" and (run / RECORD).is_dir():
         return run
     return None
 

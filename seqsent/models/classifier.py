@@ -18,6 +18,7 @@ from seqsent.models.ngrams import HashedNgrams
 SCHEDULERS = ("none", "cosine", "onecycle")
 OPTIMIZERS = ("adam", "adamw")
 PREPROCESSING_KEY = "seqsent_preprocessing"
+NONFINITE = ("training loss", "gradient")  # what `check_finite` watches
 BEST_KEY = "seqsent_val_acc_best"  # MaxMetric state is not in state_dict; resume restores it from here
 
 
@@ -102,13 +103,14 @@ class SequenceClassifier(L.LightningModule):
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.preprocessing: dict[str, Any] | None = None
         # training metrics skip their per-step input checks (each waits for the GPU): the labels are
-        # checked when the data loads, and training_step stops on a non-finite loss itself
+        # checked when the data loads, and a non-finite loss stops training (`check_finite`)
         self.train_acc, self.val_acc = BinaryAccuracy(validate_args=False), BinaryAccuracy()
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         self._resumed_best: float | None = None
         self._planned_steps: int | None = None
+        self._nonfinite_at: Tensor | None = None  # see `_note_nonfinite`
         self.test_acc, self.test_f1, self.test_auroc = BinaryAccuracy(), BinaryF1Score(), BinaryAUROC()
 
     def _ngram_table(self, order: int, buckets: int) -> HashedNgrams | None:
@@ -151,6 +153,7 @@ class SequenceClassifier(L.LightningModule):
         self.val_acc_best.reset()
         if self._resumed_best is not None:  # a resumed run keeps the best of its earlier epochs
             self.val_acc_best.update(self._resumed_best)
+        self._nonfinite_at = None
         self._check_schedule_length()
 
     def _check_schedule_length(self) -> None:
@@ -165,8 +168,7 @@ class SequenceClassifier(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, probs, target = self._shared_step(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.global_step}")
+        self._note_nonfinite(0, loss.detach())
         # update(), not a call: logged per epoch only, so the per-batch value a call computes is unused
         self.train_loss.update(loss.detach())
         self.train_acc.update(probs, target)
@@ -179,8 +181,34 @@ class SequenceClassifier(L.LightningModule):
         if self._precision() == "16-mixed":
             return  # fp16 loss scaling overflows on purpose at first; its scaler skips those steps
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
-            raise FloatingPointError(f"non-finite gradient at step {self.global_step}")
+        if grads:
+            self._note_nonfinite(1, torch.nn.utils.get_total_norm(grads))
+
+    # -- the non-finite guard: a flag on the device, read on the host now and then ------------------
+    def _note_nonfinite(self, kind: int, value: Tensor) -> None:
+        """Record the first step at which `value` (kind 0: the loss, 1: the gradient norm) was not
+        finite, on `value`'s device: the step never waits for the GPU to test it."""
+        if self._nonfinite_at is None:
+            self._nonfinite_at = torch.full((len(NONFINITE),), -1, dtype=torch.long, device=value.device)
+        at = self._nonfinite_at[kind]
+        at.copy_(torch.where(torch.isfinite(value) | (at >= 0), at, self.global_step))
+
+    def check_finite(self) -> None:
+        """Raise `FloatingPointError` naming the step if a loss or gradient was not finite: one wait
+        for the device, made every `trainer.log_every_n_steps` steps (when Lightning waits to log
+        anyway), before every checkpoint is written, and when training ends."""
+        if self._nonfinite_at is None:
+            return
+        for name, step in zip(NONFINITE, self._nonfinite_at.tolist()):
+            if step >= 0:
+                raise FloatingPointError(f"non-finite {name} at step {step}")
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.global_step % self.trainer.log_every_n_steps == 0:
+            self.check_finite()
+
+    def on_train_end(self) -> None:
+        self.check_finite()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, probs, target = self._shared_step(batch)
@@ -220,7 +248,7 @@ class SequenceClassifier(L.LightningModule):
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         opt_cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
-        # fused: one kernel for all parameters (an Adam step is ~10x cheaper than the per-tensor loop)
+        # fused: one kernel for all parameters, far cheaper than the per-tensor loop (docs/speed.md)
         kernel = {"fused": True} if self._fused_optimizer_allowed() else {"foreach": True}
         optimizer = opt_cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, **kernel)
         if hp.scheduler == "none":
@@ -244,6 +272,7 @@ class SequenceClassifier(L.LightningModule):
 
     # -- checkpoints carry the text pipeline -------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.check_finite()  # raising here writes no file: the last checkpoint on disk stays the last good one
         prep = self.preprocessing
         trainer = self._trainer
         if prep is None and trainer is not None and hasattr(trainer.datamodule, "preprocessing"):
