@@ -1,32 +1,52 @@
 """Run every bad-input case through the real command line and write the catalogue of messages.
 
-    python scripts/bad_inputs.py --out docs/bad_inputs.md
+    python scripts/bad_inputs.py                     # rewrites the catalogue in docs/reliability.md
+    python scripts/bad_inputs.py --out other.md      # into another page (made if it does not exist)
 
 Each case runs `python -m seqsent.train|eval|predict ...` in a scratch directory (generated data, a
-tiny trained checkpoint), and records the exit code, the last line of stderr, and whether a
-traceback was printed. Prints progress to stderr, the table to stdout, and writes it to `--out`.
-Takes about two minutes on 2 CPU cores.
+tiny trained checkpoint) and records the exit code, the message the user reads, whether a traceback
+was printed, and whether a file that existed before the command changed. The table replaces the
+lines between `<!-- catalogue:start -->` and `<!-- catalogue:end -->` of the page; the rest of the
+page is left as it is. Progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
+from seqsent.errors import SeqsentError, report_errors
 
-TINY = ["data=synthetic", "data.n_train=200", "data.n_test=50", "model.hidden_size=8", "model.embed_dim=8"]
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
+START, END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
+HEADER = [
+    "| input | exit | message | traceback | existing files changed |",
+    "|---|---|---|---|---|",
+]
+TINY = [
+    "data=synthetic",
+    "data.n_train=200",
+    "data.n_test=50",
+    "model.hidden_size=8",
+    "model.embed_dim=8",
+    "model.bigram_buckets=512",
+]
+TOY_MODULE = 'class Broken:\n    def __init__(self, **kwargs):\n        raise ValueError("a bug in my module")\n'
 
 
 def make_fixtures(root: Path) -> dict[str, Path]:
-    """Broken data dirs, broken checkpoints, and one good tiny run."""
+    """Broken data dirs, broken checkpoints, a module of one's own, and one good tiny run."""
     paths = {name: root / name for name in ("empty", "no_text", "no_label", "bad_labels", "files")}
     for p in paths.values():
         p.mkdir(parents=True)
@@ -39,12 +59,15 @@ def make_fixtures(root: Path) -> dict[str, Path]:
         write_parquet_dir(paths[name], {"test": make_reviews(10, 1)})
         pq.write_table(table, paths[name] / "train-00000-of-00001.parquet")
     files = paths["files"]
-    run(["seqsent.train", *TINY, "trainer.max_epochs=1", f"hydra.run.dir={root / 'good'}"], root)
+    good = run(["seqsent.train", *TINY, "trainer.max_epochs=1", f"hydra.run.dir={root / 'good'}"], root)
+    if good.returncode:
+        raise SystemExit(f"the tiny training run failed:\n{good.stderr[-3000:]}")
     ckpt = root / "good" / "checkpoints" / "last.ckpt"
     (files / "truncated.ckpt").write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     (files / "notes.ckpt").write_text("just text\n")
     (files / "empty.txt").write_text("\n   \n")
     (files / "mb.txt").write_text("great " * 180_000 + "\n")
+    (root / "toymod.py").write_text(TOY_MODULE)  # importable: python -m puts the working dir first
     return {**paths, "ckpt": ckpt, "good": root / "good"}
 
 
@@ -53,7 +76,7 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
-def cases(f: dict[str, Path]) -> list[tuple[str, list[str]]]:
+def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]]]:
     d, ckpt = f["files"], f["ckpt"]
     train = ["seqsent.train", "hydra.run.dir=scratch_run"]
     return [
@@ -63,76 +86,121 @@ def cases(f: dict[str, Path]) -> list[tuple[str, list[str]]]:
         ("parquet without `text`", [*train, f"data.path={f['no_text']}"]),
         ("parquet without `label`", [*train, f"data.path={f['no_label']}"]),
         ("labels outside {0, 1}", [*train, f"data.path={f['bad_labels']}"]),
-        ("unknown `model=`", [*train, "model=transformer"]),
-        ("`data.max_len=0`", [*train, *TINY, "data.max_len=0"]),
-        ("`data.val_fraction=1.5`", [*train, *TINY, "data.val_fraction=1.5"]),
-        ("`data.vocab_size=1`", [*train, *TINY, "data.vocab_size=1"]),
-        ("negative learning rate", [*train, *TINY, "model.lr=-0.1"]),
-        ("`model.lr=abc` (wrong type)", [*train, *TINY, "model.lr=abc"]),
-        ("`data.batch_size=1.5` (wrong type)", [*train, *TINY, "data.batch_size=1.5"]),
+        ("unknown option `model=transformerxl`", [*train, "model=transformerxl"]),
         ("misspelled key `model.hiden_size=8`", [*train, *TINY, "model.hiden_size=8"]),
         ("misspelled top-level key `sed=3`", [*train, *TINY, "sed=3"]),
         ("misspelled added key `+model.hiden_size=8`", [*train, *TINY, "+model.hiden_size=8"]),
         ("adding a key the config has `+model.lr=0.1`", [*train, *TINY, "+model.lr=0.1"]),
         ("misspelled Hydra key `hydra.run.dri=x`", [*train, *TINY, "hydra.run.dri=x"]),
+        ("unreadable override `model.lr=[1,`", [*train, *TINY, "model.lr=[1,"]),
+        ("`model.lr=abc` (wrong type)", [*train, *TINY, "model.lr=abc"]),
+        ("`data.batch_size=1.5` (wrong type)", [*train, *TINY, "data.batch_size=1.5"]),
+        ("`seed=foo` (wrong type)", [*train, *TINY, "seed=foo"]),
+        ("`data.max_len=0`", [*train, *TINY, "data.max_len=0"]),
+        ("`data.val_fraction=1.5`", [*train, *TINY, "data.val_fraction=1.5"]),
+        ("`data.vocab_size=1`", [*train, *TINY, "data.vocab_size=1"]),
+        ("negative learning rate", [*train, *TINY, "model.lr=-0.1"]),
+        ("unknown `model.cell=xyz`", [*train, *TINY, "model.cell=xyz"]),
         ("`trainer.devices=0`", [*train, *TINY, "trainer.devices=0"]),
         ("`trainer.accelerator=gpu` without a GPU", [*train, *TINY, "trainer.accelerator=gpu"]),
+        ("a `ValueError` in your own module (keeps its traceback)", [*train, *TINY, "model._target_=toymod.Broken"]),
         ("output dir holds another run", ["seqsent.train", *TINY, f"hydra.run.dir={f['good']}"]),
+        ("resume from a checkpoint that does not exist", [*train, *TINY, f"ckpt_path={d / 'missing.ckpt'}"]),
+        ("resume from a truncated checkpoint", [*train, *TINY, f"ckpt_path={d / 'truncated.ckpt'}"]),
+        ("resume with other model settings", [*train, *TINY, "model.hidden_size=16", f"ckpt_path={ckpt}"]),
+        (
+            "resume a finished run",
+            ["seqsent.train", *TINY, "trainer.max_epochs=1", f"hydra.run.dir={f['good']}", f"ckpt_path={ckpt}"],
+        ),
         ("eval into a training run's directory", ["seqsent.eval", f"ckpt_path={ckpt}", f"hydra.run.dir={f['good']}"]),
         ("eval without `ckpt_path=`", ["seqsent.eval"]),
         ("eval with a bare checkpoint path", ["seqsent.eval", f"ckpt_path={ckpt}", str(ckpt)]),
         ("checkpoint does not exist", ["seqsent.eval", f"ckpt_path={d / 'missing.ckpt'}"]),
         ("truncated checkpoint", ["seqsent.eval", f"ckpt_path={d / 'truncated.ckpt'}"]),
         ("file that is not a checkpoint", ["seqsent.eval", f"ckpt_path={d / 'notes.ckpt'}"]),
-        (
-            "resume with other model settings",
-            ["seqsent.train", *TINY, "model.hidden_size=16", f"ckpt_path={ckpt}"],
-        ),
-        (
-            "resume a finished run",
-            ["seqsent.train", *TINY, "trainer.max_epochs=1", f"hydra.run.dir={f['good']}", f"ckpt_path={ckpt}"],
-        ),
         ("predict: empty string", ["seqsent.predict", f"ckpt_path={ckpt}", "text="]),
         ("predict: empty file", ["seqsent.predict", f"ckpt_path={ckpt}", f"file={d / 'empty.txt'}"]),
         ("predict: 1 MB review (works)", ["seqsent.predict", f"ckpt_path={ckpt}", f"file={d / 'mb.txt'}"]),
     ]
 
 
+def message(proc: subprocess.CompletedProcess) -> list[str]:
+    """What the user reads: seqsent's `error: ...` line; else the exception a traceback ends in; else
+    Hydra's own message (without its hint about HYDRA_FULL_ERROR and its config search path); for a
+    command that works, the last line of its output."""
+    if not proc.returncode:
+        return (proc.stdout.strip().splitlines() or [""])[-1:]
+    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    if errors:
+        return errors[-1:]
+    if "Traceback" in proc.stderr:  # the exception raised first, e.g. `ValueError: ...`
+        return [next(line for line in lines if re.match(r"[\w.]+(Error|Exception): ", line))]
+    if "Config search path:" in lines:
+        lines = lines[: lines.index("Config search path:")]
+    return [line for line in lines if not line.startswith("Set the environment variable HYDRA_FULL_ERROR")]
+
+
+def code(line: str) -> str:
+    """`line` as markdown code (between double backticks where it holds one)."""
+    return f"`` {line} ``" if "`" in line else f"`{line}`"
+
+
+def digests(root: Path) -> dict[str, str]:
+    """Every file under `root` with a hash of its bytes."""
+    files = (p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def catalogue(tmp: Path) -> str:
+    """The markdown table of every case (paths under `tmp` shown as `<tmp>`)."""
+    os.environ["SEQSENT_CACHE_DIR"] = str(tmp / "cache")
+    print("making fixtures (a tiny training run) ...", file=sys.stderr, flush=True)
+    fixtures = make_fixtures(tmp)
+    all_cases = cases(fixtures)
+    rows = list(HEADER)
+    for i, (name, argv) in enumerate(all_cases, 1):
+        argv = [a.replace("hydra.run.dir=scratch_run", f"hydra.run.dir=scratch_run_{i}") for a in argv]
+        before = digests(tmp)
+        proc = run(argv, tmp)
+        after = digests(tmp)
+        changed = sorted(p for p, digest in before.items() if after.get(p) != digest)
+        shown = "<br>".join(map(code, message(proc)))
+        shown = shown.replace(str(tmp), "<tmp>").replace("|", "\\|").replace("\t", " ")
+        traceback = "yes" if "Traceback" in proc.stderr else "no"
+        rows.append(f"| {name} | {proc.returncode} | {shown} | {traceback} | {', '.join(changed) or 'none'} |")
+        print(f"[{i}/{len(all_cases)}] {name}: exit {proc.returncode}", file=sys.stderr, flush=True)
+    return "\n".join(rows)
+
+
+def read_catalogue(text: str) -> str:
+    """The table between the markers of a page."""
+    if START not in text or END not in text.split(START, 1)[1]:
+        raise SeqsentError(f"the page lacks the lines {START} ... {END}: add them where the table goes")
+    return text.split(START, 1)[1].split(END, 1)[0].strip()
+
+
+def write_catalogue(page: Path, table: str) -> None:
+    """Replace the table between the markers of `page` (a new page holds the markers and the table)."""
+    text = page.read_text(encoding="utf-8") if page.exists() else f"# Bad inputs\n\n{START}\n{END}\n"
+    old = read_catalogue(text)
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    page.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
+    print(f"wrote {page} ({'unchanged' if old == table else 'changed'})", file=sys.stderr)
+
+
+@report_errors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
+    parser.add_argument("--out", type=Path, default=PAGE, help=f"page with the catalogue markers (default {PAGE})")
     args = parser.parse_args()
-    rows = [
-        "| input | exit | message (last line of stderr, or stdout when it succeeds) | traceback |",
-        "|---|---|---|---|",
-    ]
+    if args.out.exists():
+        read_catalogue(args.out.read_text(encoding="utf-8"))  # refuse before the slow part
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        os.environ["SEQSENT_CACHE_DIR"] = str(root / "cache")
-        print("making fixtures (a tiny training run) ...", file=sys.stderr, flush=True)
-        fixtures = make_fixtures(root)
-        all_cases = cases(fixtures)
-        for i, (name, argv) in enumerate(all_cases, 1):
-            argv = [a.replace("hydra.run.dir=scratch_run", f"hydra.run.dir=scratch_run_{i}") for a in argv]
-            proc = run(argv, root)
-            stream = proc.stderr if proc.returncode else proc.stdout
-            last = (stream.strip().splitlines() or [""])[-1].replace(tmp, "<tmp>").replace("|", "\\|")
-            rows.append(
-                f"| {name} | {proc.returncode} | `{last[:300]}` | {'yes' if 'Traceback' in proc.stderr else 'no'} |"
-            )
-            print(f"[{i}/{len(all_cases)}] {name}: exit {proc.returncode}", file=sys.stderr, flush=True)
-    table = "\n".join(rows)
+        table = catalogue(Path(tmp).resolve())
     print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        header = f"# Bad inputs and their messages\n\nMade by `python scripts/bad_inputs.py --out {args.out}`.\n\n"
-        note = (
-            "\n\nReviews that are empty or whitespace only (encoded as one `<unk>`), hold non-UTF-8 bytes "
-            "(aclImdb files are decoded with replacement characters) or are 1 MB long (truncated to "
-            "`max_len`) are accepted, not errors: `tests/test_bad_inputs.py` checks them.\n"
-        )
-        args.out.write_text(header + table + note)
-        print(f"wrote {args.out}", file=sys.stderr)
+    write_catalogue(args.out, table)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,10 @@ from seqsent.predict import predict_texts
 from seqsent.predict import run as predict_main
 
 MEGABYTE_REVIEW = "great " * 180_000  # ~1 MB
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("bad_inputs", ROOT / "scripts" / "bad_inputs.py")
+bad_inputs = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bad_inputs)
 
 
 def test_odd_reviews_in_the_data_are_encoded(tmp_path: Path) -> None:
@@ -112,3 +118,39 @@ def test_nonsense_numbers_from_the_command_line(tmp_path: Path, override: str, f
     )
     assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
+
+
+def catalogue_rows(table: str) -> list[list[str]]:
+    """The cells of a catalogue table's rows (header and divider left out)."""
+    return [line.strip("| ").split(" | ") for line in table.splitlines()[2:]]
+
+
+def test_the_catalogue_lists_every_case_and_nothing_was_overwritten() -> None:
+    rows = catalogue_rows(bad_inputs.read_catalogue(bad_inputs.PAGE.read_text(encoding="utf-8")))
+    assert [row[0] for row in rows] == [name for name, _ in bad_inputs.cases(defaultdict(Path))]
+    assert all(row[4] == "none" for row in rows)
+    own = next(row for row in rows if "your own module" in row[0])  # not seqsent's check: it keeps its traceback
+    assert own[1] == "1" and own[3] == "yes"
+
+
+def test_the_catalogue_replaces_only_the_lines_between_its_markers(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(f"intro\n{bad_inputs.START}\nold table\n{bad_inputs.END}\nafter\n")
+    bad_inputs.write_catalogue(page, "| new |")
+    assert page.read_text() == f"intro\n{bad_inputs.START}\n| new |\n{bad_inputs.END}\nafter\n"
+    page.write_text("no markers\n")
+    with pytest.raises(SeqsentError, match="lacks the lines"):
+        bad_inputs.write_catalogue(page, "| new |")
+
+
+@pytest.mark.slow
+def test_the_catalogue_is_current(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/reliability.md shows what the commands print today (`python scripts/bad_inputs.py` rewrites it);
+    the output of the command that works (a probability) may differ between machines."""
+    monkeypatch.setenv("SEQSENT_CACHE_DIR", str(tmp_path / "cache"))  # restored afterwards
+    fresh = catalogue_rows(bad_inputs.catalogue(tmp_path.resolve()))
+    documented = catalogue_rows(bad_inputs.read_catalogue(bad_inputs.PAGE.read_text(encoding="utf-8")))
+    works = [i for i, row in enumerate(fresh) if row[1] == "0"]
+    for i in works:
+        fresh[i][2] = documented[i][2] = "(output)"
+    assert fresh == documented
