@@ -4,7 +4,8 @@ Normalization: HTML-like tags such as IMDB's `<br />` become spaces, then lowerc
 Pre-tokenization: `\\w+|[^\\w\\s]+`, so punctuation is split off words ("great!" -> "great", "!");
 with `punctuation="drop"` it is removed instead (words only, like the Keras IMDB dataset's word ids).
 Specials: `<pad>` = 0 and `<unk>` = 1, counted inside `vocab_size`.
-`tokenizers` encodes in parallel over the cores; preparation times are in docs/speed.md.
+`tokenizers` encodes in parallel over the cores (preparation times: docs/speed.md). DataLoader workers
+only slice the encoded arrays, so forking them after encoding needs no TOKENIZERS_PARALLELISM setting.
 """
 
 from __future__ import annotations
