@@ -74,25 +74,40 @@ class LineProgressBar(ProgressBar):
 
 
 class EpochTimer(Callback):
-    """Wall seconds of each training epoch (validation excluded), logged as `time/epoch_seconds`."""
+    """Wall seconds of each training epoch, logged as `time/epoch_seconds`: from its start (or from a
+    resume mid-way, where Lightning skips the epoch start) to its end, less the time from each
+    validation's start to the next training batch (validation and the checkpoints saved after it)."""
 
     def __init__(self) -> None:
         self.epoch_seconds: list[float] = []
         self._start = 0.0
-        self._end: float | None = None
+        self._paused = 0.0  # seconds of validation in this epoch
+        self._pause_start: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.on_train_epoch_start(trainer, pl_module)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = time.perf_counter()
-        self._end: float | None = None
+        self._start, self._paused, self._pause_start = time.perf_counter(), 0.0, None
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and self._start:
-            self._end = time.perf_counter()
+        if not trainer.sanity_checking:
+            self._pause_start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        self._unpause(time.perf_counter())
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        seconds = (self._end or time.perf_counter()) - self._start
+        now = time.perf_counter()
+        self._unpause(now)
+        seconds = now - self._start - self._paused
         self.epoch_seconds.append(seconds)
         pl_module.log("time/epoch_seconds", seconds)
+
+    def _unpause(self, now: float) -> None:
+        if self._pause_start is not None:
+            self._paused += now - self._pause_start
+            self._pause_start = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch_seconds": list(self.epoch_seconds)}

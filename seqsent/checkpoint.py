@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import inspect
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from seqsent.data.batching import SIDES
+from seqsent.data.vocab import tokenizer_from_json
 from seqsent.errors import SeqsentError
 from seqsent.models.classifier import PREPROCESSING_KEY, SequenceClassifier
+
+FIX = "pass a .ckpt written by seqsent.train"
 
 
 def missing(path: str | Path) -> str:
@@ -27,17 +33,30 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise SeqsentError(f"checkpoint {missing(path)}: pass ckpt_path=<run dir>/checkpoints/<name>.ckpt")
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+    except pickle.UnpicklingError as err:
+        if "weights only" not in str(err).lower():
+            raise SeqsentError(f"{file} is not a readable checkpoint ({_first_sentence(err)}): {FIX}") from None
         raise SeqsentError(
-            f"{file} is not a readable checkpoint ({first}): pass a .ckpt written by seqsent.train"
+            f"{file} is not a safe seqsent checkpoint: it needs Python's unrestricted unpickling, which can run "
+            f"code, so it was not loaded: {FIX}"
         ) from None
+    except Exception as err:
+        raise SeqsentError(f"{file} is not a readable checkpoint ({_first_sentence(err)}): {FIX}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
-        raise SeqsentError(
-            f"{file} is not a seqsent checkpoint (no state_dict/hyper_parameters): "
-            "pass a .ckpt written by seqsent.train"
-        )
+        raise SeqsentError(f"{file} is not a seqsent checkpoint (no state_dict/hyper_parameters): {FIX}")
+    for key in ("state_dict", "hyper_parameters"):
+        if not isinstance(ckpt[key], dict):
+            raise SeqsentError(f"{file} is damaged: its {key} is a {type(ckpt[key]).__name__}, not a mapping: {FIX}")
     return ckpt
+
+
+def _first_sentence(err: BaseException) -> str:
+    """The first sentence of `err`'s message (PyTorch's run to a paragraph), or its type."""
+    text = " ".join(str(err).split())
+    first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0].rstrip(".")
+    if not first or first.strip("'\"").isdigit():  # a bare key or number says nothing
+        return f"{type(err).__name__}: not a PyTorch checkpoint file"
+    return first
 
 
 def existing_checkpoints(paths: list[str]) -> list[Path]:
@@ -57,13 +76,38 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         model = SequenceClassifier(**hparams)
         model.load_state_dict(ckpt["state_dict"])
-    except (RuntimeError, TypeError, ValueError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise SeqsentError(
-            f"{path} does not match SequenceClassifier ({first}): pass a checkpoint written by seqsent.train"
-        ) from None
+    except Exception as err:  # whatever the file's values make the constructor or the loading raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise SeqsentError(f"{path} does not match SequenceClassifier ({first}): {FIX}") from None
+    if ckpt.get(PREPROCESSING_KEY) is not None:
+        check_preprocessing(ckpt[PREPROCESSING_KEY], path)
     model.on_load_checkpoint(ckpt)
     return model.to(map_location).eval()
+
+
+def check_preprocessing(prep: Any, path: str | Path) -> None:
+    """A one-line error when a checkpoint's `seqsent_preprocessing` is not what seqsent writes: a
+    mapping with a tokenizer JSON, a positive `max_len` and the padding and truncation sides."""
+    checks = {
+        "tokenizer_json": lambda v: isinstance(v, str) and _is_tokenizer(v),
+        "max_len": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "padding": lambda v: v in SIDES,
+        "truncation": lambda v: v in SIDES,
+    }
+    if not isinstance(prep, dict):
+        raise SeqsentError(f"{path} is damaged: its {PREPROCESSING_KEY} is a {type(prep).__name__}: {FIX}")
+    for key, valid in checks.items():
+        if key not in prep or not valid(prep[key]):
+            shown = "missing" if key not in prep else f"{type(prep[key]).__name__} {str(prep[key])[:40]!r}"
+            raise SeqsentError(f"{path} is damaged: {PREPROCESSING_KEY}.{key} is {shown}: {FIX}")
+
+
+def _is_tokenizer(text: str) -> bool:
+    try:
+        tokenizer_from_json(text)
+    except Exception:  # tokenizers raises plain Exceptions for a JSON it cannot use
+        return False
+    return True
 
 
 def preprocessing_of(model: SequenceClassifier, path: str | Path) -> dict[str, Any]:
@@ -72,4 +116,5 @@ def preprocessing_of(model: SequenceClassifier, path: str | Path) -> dict[str, A
         raise SeqsentError(
             f"{path} carries no vocabulary ({PREPROCESSING_KEY}): it was not trained with seqsent's data module"
         )
+    check_preprocessing(model.preprocessing, path)
     return model.preprocessing

@@ -29,11 +29,20 @@ from seqsent.data import IMDBDataModule
 from seqsent.diagnostics import GradFlow, gradient_flow_over, plot_gradient_flow
 from seqsent.errors import SeqsentError, report_errors
 from seqsent.models import SequenceClassifier
-from seqsent.utils import config_dir, register_resolvers, write_json, write_record
+from seqsent.utils import (
+    RUN_MARKERS,
+    check_new_output,
+    config_dir,
+    output_error,
+    register_resolvers,
+    write_json,
+    write_record,
+)
 
 register_resolvers()
 
 SHOWN = (0, 10, 25, 50, 100, 199)  # distances printed in the summary
+NUMBERS = "gradflow.json"  # written into the run dir
 
 
 @report_errors
@@ -45,6 +54,9 @@ def gradflow(cfg: DictConfig) -> dict:
     _check_args(cfg, paths, labels)
     device = torch.device(cfg.device)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    out = Path(cfg.out).expanduser()
+    check_outputs(run_dir, out)
+    write_record(cfg)
     L.seed_everything(cfg.seed)
     flows: dict[str, GradFlow] = {}
     report: dict = {"split": cfg.split, "num_reviews": cfg.num_reviews, "models": {}}
@@ -63,14 +75,28 @@ def gradflow(cfg: DictConfig) -> dict:
         flows[label] = flow
         report["models"][label] = _describe(flow, path, model.hparams.cell)
         print(f"{label}: {_summary_line(flow)}", flush=True)
-    out = Path(cfg.out).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
     split = "validation" if cfg.split == "val" else "test"
     title = f"the first {n} {split} reviews of {Path(report['data_path']).name}"
-    plot_gradient_flow(flows, title=title).savefig(out, dpi=cfg.dpi)
-    write_json(run_dir / "gradflow.json", report)
-    print(f"\n== seqsent gradflow ==\n  figure: {out}\n  numbers: {run_dir / 'gradflow.json'}", flush=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        plot_gradient_flow(flows, title=title).savefig(out, dpi=cfg.dpi)
+    except OSError as err:
+        raise output_error(out, err, "out=") from err
+    write_json(run_dir / NUMBERS, report, "hydra.run.dir")
+    print(f"\n== seqsent gradflow ==\n  figure: {out}\n  numbers: {run_dir / NUMBERS}", flush=True)
     return report
+
+
+def check_outputs(run_dir: Path, out: Path) -> None:
+    """Refuse, before any work, a run directory that holds a run or earlier gradflow output, and an
+    `out=` figure that exists: nothing written before is replaced."""
+    found = [m for m in (*RUN_MARKERS, NUMBERS) if (run_dir / m).exists()]
+    if found:
+        raise SeqsentError(
+            f"output directory {run_dir} already holds a run or gradflow output ({', '.join(found)}): leave "
+            "hydra.run.dir out (each gradflow gets a new directory) or choose a new one"
+        )
+    check_new_output(out, "out=")
 
 
 def _check_args(cfg: DictConfig, paths: list[str], labels: list[str]) -> None:
@@ -120,7 +146,6 @@ def _summary_line(flow: GradFlow) -> str:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="gradflow")
 def _hydra_main(cfg: DictConfig) -> None:
-    write_record(cfg)
     gradflow(cfg)
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -23,8 +25,10 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,15 +37,20 @@ from seqsent.builders import AtFirstTrainingBatch, build_trainer, instantiate_gr
 from seqsent.callbacks import EpochTimer
 from seqsent.checkpoint import read_checkpoint
 from seqsent.errors import SeqsentError, check_types, clear_recorded_failure, report_job_errors
+from seqsent.reliability import DATA_KEY, FINISHED_KEY
 from seqsent.utils import config_dir, quiet_lightning, register_resolvers, run_markers, write_json, write_record
 
 register_resolvers()
 
+# data settings a resume may change: they change how fast batches come, not which
+SPEED_ONLY_DATA = ("eval_batch_size", "num_workers", "worker_start_method", "pin_memory", "cache_dir", "fixed_length")
+
 
 def check_run_dir(run_dir: Path, ckpt_path: str | None) -> None:
-    """Refuse to write a new run into a directory that holds another run (resuming is fine)."""
+    """Refuse to write a new run into a directory that holds another run (resuming is fine, and so is
+    a SLURM job requeued into its unfinished run: Lightning resumes it from its `hpc_ckpt_*.ckpt`)."""
     found = run_markers(run_dir)
-    if not found or any(run_dir.glob("hpc_ckpt_*.ckpt")):  # hpc_ckpt: a requeued SLURM job resumes
+    if not found or (requeued(run_dir) and "metrics.json" not in found):
         return
     if ckpt_path == "last" or (ckpt_path and Path(ckpt_path).resolve().is_relative_to(run_dir.resolve())):
         return
@@ -51,9 +60,23 @@ def check_run_dir(run_dir: Path, ckpt_path: str | None) -> None:
     )
 
 
+def requeued(run_dir: Path) -> bool:
+    """Whether this is a SLURM job whose run dir holds Lightning's auto-requeue checkpoint."""
+    return SLURMEnvironment.detect() and any(run_dir.glob("hpc_ckpt_*.ckpt"))
+
+
+def check_trains(trainer_cfg: DictConfig) -> None:
+    """Refuse limits under which `fit` trains nothing: the test would score an untrained model and
+    `metrics.json` would read as a trained run's."""
+    for key in ("max_epochs", "max_steps", "limit_train_batches"):
+        if trainer_cfg.get(key) == 0:
+            raise SeqsentError(f"trainer.{key}=0 trains nothing (the test would score an untrained model): use >= 1")
+
+
 def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     """The checkpoint to resume from (`last` means this run dir's last.ckpt), checked to be a
-    readable seqsent checkpoint whose model settings match the configured model."""
+    readable seqsent checkpoint of an unfinished run whose model and data settings are the
+    configured ones (data settings that only change speed may differ: `SPEED_ONLY_DATA`)."""
     ckpt_path = cfg.get("ckpt_path")
     if not ckpt_path:
         return None
@@ -61,13 +84,9 @@ def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
     ckpt = read_checkpoint(ckpt_path)
     check_unfinished(ckpt, cfg, ckpt_path)
-    hparams = ckpt["hyper_parameters"]
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    differ = [
-        f"model.{k}={model_cfg[k]!r} (checkpoint: {v!r})"
-        for k, v in hparams.items()
-        if k in model_cfg and model_cfg[k] != v
-    ]
+    data = ckpt.get(DATA_KEY) if isinstance(ckpt.get(DATA_KEY), dict) else {}
+    differ = differing("model", OmegaConf.to_container(cfg.model, resolve=True), ckpt["hyper_parameters"])
+    differ += differing("data", OmegaConf.to_container(cfg.data, resolve=True), data, SPEED_ONLY_DATA)
     if differ:
         raise SeqsentError(
             f"{ckpt_path} was trained with other settings: {', '.join(differ[:4])}: "
@@ -76,20 +95,55 @@ def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     return ckpt_path
 
 
+def differing(section: str, configured: dict, recorded: dict, ignored: tuple[str, ...] = ()) -> list[str]:
+    """`section.key=configured (checkpoint: recorded)` for each recorded setting configured otherwise."""
+    return [
+        f"{section}.{k}={configured[k]!r} (checkpoint: {v!r})"
+        for k, v in recorded.items()
+        if k in configured and k not in ignored and not same_setting(configured[k], v)
+    ]
+
+
+def same_setting(a: object, b: object) -> bool:
+    """Equal values, or two spellings of one existing path (`data.path`)."""
+    if a == b:
+        return True
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    first, second = Path(a).expanduser(), Path(b).expanduser()
+    return first.exists() and second.exists() and first.resolve() == second.resolve()
+
+
 def check_unfinished(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
-    """Refuse to resume a checkpoint that already reached the configured end of training: Lightning
-    would train nothing, and the run's `metrics.json` would be rewritten without its results."""
-    epoch, step = int(ckpt.get("epoch", 0)), int(ckpt.get("global_step", 0))
+    """Refuse to resume a checkpoint of a run that reached the end of its training, unless the
+    configured limits now let it train longer: Lightning would train nothing (or little), and the
+    run's `metrics.json` would be rewritten. A checkpoint saved at the end (`FINISHED_KEY`) says
+    which limits the run ended under, also when something else stopped it (early stopping)."""
+    try:
+        epoch, step = int(ckpt.get("epoch", 0)), int(ckpt.get("global_step", 0))
+    except (TypeError, ValueError):
+        raise SeqsentError(f"{ckpt_path} is damaged: its epoch or global_step is not a number") from None
     max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps")
-    by_epochs = max_epochs is not None and max_epochs >= 0 and epoch >= max_epochs
-    by_steps = max_steps is not None and max_steps > 0 and step >= max_steps
-    if by_epochs or by_steps:
-        limit = f"trainer.max_epochs={max_epochs}" if by_epochs else f"trainer.max_steps={max_steps}"
+    reached = [f"trainer.max_epochs={max_epochs}"] if max_epochs is not None and 0 <= max_epochs <= epoch else []
+    reached += [f"trainer.max_steps={max_steps}"] if max_steps is not None and 0 < max_steps <= step else []
+    ended = ckpt.get(FINISHED_KEY)
+    if not reached and isinstance(ended, dict) and not trains_longer(max_epochs, max_steps, ended):
+        reached = [f"it ended under trainer.max_epochs={ended.get('max_epochs')}, max_steps={ended.get('max_steps')}"]
+    if reached:
         raise SeqsentError(
-            f"{ckpt_path} has finished training ({epoch} epochs, {step} steps; {limit}): nothing to resume. "
-            f"Test it with python -m seqsent.eval ckpt_path={ckpt_path}, "
-            f"or train longer with a higher {limit.split('=')[0]}"
+            f"{ckpt_path} has finished training ({epoch} epochs, {step} steps; {', '.join(reached)}): "
+            f"nothing to resume. Test it with python -m seqsent.eval ckpt_path={ckpt_path}, "
+            "or train longer with a higher trainer.max_epochs (or trainer.max_steps)"
         )
+
+
+def trains_longer(max_epochs: int | None, max_steps: int | None, ended: dict) -> bool:
+    """Whether these limits are beyond those a finished run ended under (-1 or null: no limit)."""
+
+    def limit(value: object) -> float:
+        return float("inf") if value is None or not isinstance(value, int) or value < 0 else value
+
+    return limit(max_epochs) > limit(ended.get("max_epochs")) or limit(max_steps) > limit(ended.get("max_steps"))
 
 
 def check_launch(trainer: L.Trainer) -> None:
@@ -111,6 +165,7 @@ def train(cfg: DictConfig) -> dict:
     check_types(L.seed_everything, {"seed": cfg.seed})
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     first = rank_zero_only.rank == 0  # DDP ranks > 0 share rank 0's run dir, which it may have filled already
+    check_trains(cfg.trainer)
     if first:
         check_run_dir(run_dir, cfg.get("ckpt_path"))
     ckpt_path = resolve_resume(cfg, run_dir)
@@ -139,9 +194,11 @@ def train(cfg: DictConfig) -> dict:
         if ckpt_path and not start_record.done:  # a refused resume leaves nothing in the run it tried to continue
             drop_own_events(loggers)
         raise
+    except SystemExit as stop:  # how Lightning ends a fit on SIGTERM (SIGTERMException) and on Ctrl+C
+        if not trainer.interrupted:
+            raise
+        raise SystemExit(interrupted(stop, run_dir / "checkpoints" / "last.ckpt", first)) from None
     train_seconds = time.perf_counter() - start
-    if trainer.interrupted:
-        raise SeqsentError(f"training was interrupted; resume with ckpt_path={run_dir}/checkpoints/last.ckpt")
 
     checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
     best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
@@ -174,6 +231,16 @@ def train(cfg: DictConfig) -> dict:
         write_json(run_dir / "metrics.json", metrics)
         print(summary(metrics, run_dir, tensorboard_dir(loggers)), flush=True)
     return metrics
+
+
+def interrupted(stop: SystemExit, last: Path, report: bool) -> int:
+    """Say (when `report`) how to resume a fit ended by SIGTERM (`LastCheckpoint` saved `last` at
+    the step it arrived) or Ctrl+C (`last` is the newest checkpoint); the exit code, 128 + signal."""
+    signum = signal.SIGTERM if isinstance(stop, SIGTERMException) else signal.SIGINT
+    if report:
+        how = f"resume with ckpt_path={last}" if last.is_file() else "no checkpoint was written yet: start it again"
+        print(f"training was interrupted ({signum.name}); {how}", file=sys.stderr, flush=True)
+    return 128 + signum
 
 
 def drop_own_events(loggers: list[Logger]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -73,36 +74,60 @@ def run_dir_of(ckpt_path: Any) -> Path | None:
 
 
 def check_new_output(path: Path, flag: str = "--out") -> None:
-    """Refuse, before any slow work, an output path that exists or lies under a file (it could
-    not be written later, and the work would be lost)."""
+    """Refuse, before any slow work, an output path that exists, lies under a file or in a directory
+    this process may not write (it could not be written later, and the work would be lost)."""
     if path.exists():
         raise SeqsentError(f"{path} exists: pass a new {flag} path (an earlier result is never overwritten)")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise SeqsentError(f"{flag} {path}: {parent} is a file, not a directory: pass another path")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise SeqsentError(f"{flag} {path}: {parent} is not writable for you: pass another path")
             return
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename (never half-written)."""
+def output_error(path: str | os.PathLike[str], err: OSError, setting: str) -> SeqsentError:
+    """The one-line error for an output that could not be written (a full disk, no permission, a
+    file where a directory should be); `setting` is what chooses the place, e.g. `hydra.run.dir`."""
+    reason = err.strerror or str(err) or type(err).__name__
+    full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+    return SeqsentError(f"cannot write {path}: {reason}: {'free space there or ' if full else ''}use another {setting}")
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, setting: str = "output directory") -> None:
+    """Write `text` to `path` through a temporary file and a rename (never half-written), readable
+    as the user's umask allows; a write that fails is a one-line error (`output_error`) naming
+    `setting`, and leaves an earlier file at `path` as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise output_error(path, err, setting) from err
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp makes it 0600
             fh.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise output_error(path, err, setting) from err
         raise
 
 
-def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
-    """Atomically write `data` as pretty, strict JSON: NaN and infinities (a run without validation
-    has no `val/acc_best`) become null, which every JSON parser reads."""
+def _umask() -> int:
+    mask = os.umask(0o022)  # the umask is read by setting it: put it back at once
+    os.umask(mask)
+    return mask
+
+
+def write_json(path: str | os.PathLike[str], data: Mapping[str, Any], setting: str = "output directory") -> None:
+    """Atomically write `data` as pretty, strict JSON (`atomic_write_text`): NaN and infinities (a run
+    without validation has no `val/acc_best`) become null, which every JSON parser reads."""
     text = json.dumps(_finite(data), indent=2, sort_keys=True, default=_plain, allow_nan=False)
-    atomic_write_text(path, text + "\n")
+    atomic_write_text(path, text + "\n", setting)
 
 
 def _finite(value: Any) -> Any:

@@ -1,7 +1,8 @@
 """Fault injection for training subprocesses started by the tests (loaded via PYTHONPATH, not part
-of the package): `KillAt` SIGKILLs the run after step `at_step`, as `kill -9` from outside would
-(at a known step, so the test does not race the run); `Poison` turns the embedding weights into NaN
-before step `at_step`, the way an overflow would."""
+of the package): `KillAt` sends the run a signal (SIGKILL unless `sig` names another, e.g.
+SIGTERM or SIGINT) after step `at_step`, as `kill` from outside would (at a known step, so the test
+does not race the run); `Poison` turns the embedding weights into NaN before step `at_step`, the way
+an overflow would."""
 
 import os
 import signal
@@ -11,12 +12,12 @@ from lightning.pytorch.callbacks import Callback
 
 
 class KillAt(Callback):
-    def __init__(self, at_step: int) -> None:
-        self.at_step = at_step
+    def __init__(self, at_step: int, sig: str = "SIGKILL") -> None:
+        self.at_step, self.sig = at_step, signal.Signals[sig]
 
     def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
         if trainer.global_step == self.at_step:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), self.sig)
 
 
 class Poison(Callback):

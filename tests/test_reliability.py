@@ -16,6 +16,7 @@ import pytest
 import torch
 from helpers import TINY_BIGRAMS
 
+from seqsent.errors import SeqsentError
 from seqsent.reliability import AtomicCheckpointIO, rng_state, set_rng_state
 
 TESTS = Path(__file__).parent
@@ -97,6 +98,34 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(reference: tuple[Pa
     assert len(events) >= 2  # one TensorBoard run directory, continued
 
 
+@pytest.mark.parametrize("at_step", [63, 80])  # step 23 of epoch 2; its last step, before its validation
+def test_sigterm_saves_where_it_stopped_exits_nonzero_and_resumes_to_the_uninterrupted_result(
+    reference: tuple[Path, dict], at_step: int
+) -> None:
+    """What a scheduler's `kill` (or its time limit) sends: the run stops with a checkpoint of the
+    step it arrived in (at an epoch's last step: after that epoch's validation, which Lightning would
+    skip on resuming a checkpoint saved before it), exit code 143 and how to resume; the resumed run
+    ends where the uninterrupted one did. A stale temporary file of a killed checkpoint write goes."""
+    root, expected = reference
+    name = f"t{at_step}"
+    term = [f"+callbacks.kill.at_step={at_step}", "+callbacks.kill.sig=SIGTERM"]
+    proc = launch(root, *RUN, "+callbacks.kill._target_=faults.KillAt", *term, f"hydra.run.dir={root / name}")
+    last = root / name / "checkpoints" / "last.ckpt"
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == f"training was interrupted (SIGTERM); resume with ckpt_path={last}"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == at_step  # no older one
+    assert not (root / name / "metrics.json").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = last.with_name(f".last.ckpt.tmp-{dead.stdout.strip()}-abc123")
+    stale.write_bytes(b"half a checkpoint")
+    resumed = train(root, name, f"ckpt_path={last}")
+    assert not stale.exists()
+    assert resumed["global_steps"] == expected["global_steps"]
+    for key in ("val/acc_best", "test/acc", "test/loss", "test/auroc"):
+        assert resumed[key] == expected[key], key
+    assert len(resumed["epoch_seconds"]) == 3 and max(resumed["epoch_seconds"]) < 300  # not since the machine started
+
+
 def test_sigkill_after_an_epoch_end_checkpoint_then_resume_matches_uninterrupted(reference: tuple[Path, dict]) -> None:
     """The newest checkpoint is the one from the end of epoch 1: the resumed run starts a fresh
     epoch, whose DataLoader iterator draws from the global RNG just as the uninterrupted run's did."""
@@ -144,7 +173,7 @@ def test_atomic_checkpoint_io_never_leaves_partial_files(tmp_path: Path, monkeyp
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(SeqsentError, match=f"cannot write {target}: disk full: use another hydra.run.dir"):
         io.save_checkpoint({"x": torch.zeros(3)}, target)
     assert torch.load(target, weights_only=True)["x"].tolist() == [1.0, 1.0, 1.0]
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
@@ -222,7 +251,7 @@ def test_cache_writer_that_loses_the_race_keeps_the_winners_entry(tmp_path: Path
     blocked = tmp_path / "prep-blocked"
     blocked.mkdir()
     (blocked / "stray").write_text("not an entry")
-    with pytest.raises(OSError):
+    with pytest.raises(SeqsentError, match="cannot write"):  # one line naming the cache entry
         _write_entry(blocked, "{}", {"train": split}, {"k": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prep-abc", "prep-blocked"]
 
