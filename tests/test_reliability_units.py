@@ -9,6 +9,7 @@ import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,14 +30,14 @@ from seqsent.utils import atomic_write_text, check_new_output, write_json
 
 
 @pytest.fixture
-def umask() -> object:
-    """Set a umask for the test and put the process's back afterwards."""
+def umask() -> Iterator[Callable[[int], int]]:
+    """`os.umask`, starting from 022; the process's umask is put back afterwards."""
     saved = os.umask(0o022)
     yield os.umask
     os.umask(saved)
 
 
-def test_results_are_readable_as_the_umask_allows(tmp_path: Path, umask) -> None:
+def test_results_are_readable_as_the_umask_allows(tmp_path: Path, umask: Callable[[int], int]) -> None:
     """metrics.json and the comparison reports came out 0600 (mkstemp's mode) while checkpoints
     were 0644: they follow the umask like every other file."""
     write_json(tmp_path / "metrics.json", {"a": 1})
@@ -208,6 +209,7 @@ def test_missing_preprocessing_entries_are_named(good: dict, tmp_path: Path) -> 
         load_classifier(path)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_an_unsafe_checkpoint_is_refused_in_full_words(good: dict, tmp_path: Path, capsys) -> None:
     path = tmp_path / "evil.ckpt"
     torch.save({**good, "extra": Evil()}, path)
