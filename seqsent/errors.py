@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 import os
 import sys
 import traceback
@@ -51,7 +52,7 @@ def check_types(fn: Callable[..., Any], values: Mapping[str, Any], prefix: str =
 def _fits(value: Any, hint: type) -> bool:
     if hint in (int, float) and isinstance(value, bool):
         return False
-    return isinstance(value, (int, float) if hint is float else hint)
+    return isinstance(value, {int: numbers.Integral, float: numbers.Real}.get(hint, hint))  # numpy numbers too
 
 
 def report_job_errors(fn: F) -> F:

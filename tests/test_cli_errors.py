@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import run_module
 from hydra import compose, initialize_config_dir
@@ -91,6 +92,7 @@ def test_check_types_names_the_setting_and_a_valid_value(values: dict, message: 
 def test_check_types_passes_fitting_and_unchecked_values() -> None:
     values = {"count": 3, "rate": 1, "flag": True, "name": None, "anything": "not checked", "self": object()}
     check_types(typed, values, "x.")
+    check_types(typed, {"count": np.int64(3), "rate": np.float32(0.5)})
 
 
 TOY_MODULE = """
