@@ -16,6 +16,7 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,19 +29,23 @@ REQUIRED = "required"  # experiment=student's placeholder: the run needs a file 
 META_KEY = b"seqsent_soft_labels"
 
 
+def write_parquet(table: pa.Table, path: Path, **options: Any) -> None:
+    """`pq.write_table` through a temporary file and a rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp")
+    try:
+        pq.write_table(table, tmp, **options)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_soft_labels(path: Path, texts: list[str], probs: np.ndarray, info: dict) -> None:
     """Write `text`/`prob` columns (and `info` as JSON metadata) to a new file, atomically."""
     if len(texts) != len(probs):
         raise ValueError(f"{len(texts)} texts but {len(probs)} probabilities")
     table = pa.table({"text": pa.array(texts, pa.string()), "prob": pa.array(np.asarray(probs), pa.float32())})
-    table = table.replace_schema_metadata({META_KEY: json.dumps(info).encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp"
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_parquet(table.replace_schema_metadata({META_KEY: json.dumps(info).encode()}), path, compression="zstd")
 
 
 def check_soft_labels_path(path: str | Path) -> Path:
@@ -50,10 +55,9 @@ def check_soft_labels_path(path: str | Path) -> Path:
             "this recipe trains on soft labels: pass data.soft_labels=<the file scripts/soft_label.py wrote>"
         )
     file = Path(path).expanduser()
-    if file.is_dir():
-        raise SeqsentError(f"soft-label file {file} is a directory: name the .parquet file; {MAKE_HINT}")
     if not file.is_file():
-        raise SeqsentError(f"soft-label file {file} does not exist: {MAKE_HINT}")
+        problem = "is a directory: name the .parquet file;" if file.is_dir() else "does not exist:"
+        raise SeqsentError(f"soft-label file {file} {problem} {MAKE_HINT}")
     return file
 
 
@@ -104,10 +108,5 @@ def drop_known(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Remove the reviews whose encoding is in `known`: (ids, offsets, probs, number dropped)."""
     keep = np.array([key not in known for key in _keys(ids, offsets, range(len(probs)))], dtype=bool)
-    if keep.all():
-        return ids, offsets, probs, 0
-    lengths = np.diff(offsets)[keep]
-    new_offsets = np.zeros(len(lengths) + 1, dtype=offsets.dtype)
-    np.cumsum(lengths, out=new_offsets[1:])
-    token_keep = np.repeat(keep, np.diff(offsets))
-    return ids[token_keep], new_offsets, probs[keep], int((~keep).sum())
+    new_offsets = np.concatenate([[0], np.cumsum(np.diff(offsets)[keep])]).astype(offsets.dtype)
+    return ids[np.repeat(keep, np.diff(offsets))], new_offsets, probs[keep], int((~keep).sum())

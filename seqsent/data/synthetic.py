@@ -7,121 +7,63 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from seqsent.data.cache import cache_writes, default_cache_dir, ensure_cache_dir
 from seqsent.data.datamodule import IMDBDataModule
+from seqsent.data.soft_labels import write_parquet
 
-POSITIVE = [
-    "great",
-    "excellent",
-    "wonderful",
-    "loved",
-    "superb",
-    "brilliant",
-    "enjoyable",
-    "moving",
-    "fantastic",
-    "best",
-]
-NEGATIVE = [
-    "awful",
-    "terrible",
-    "boring",
-    "worst",
-    "waste",
-    "dull",
-    "poor",
-    "horrible",
-    "stupid",
-    "bad",
-]
+POSITIVE = ["great", "excellent", "wonderful", "loved", "superb", "brilliant", "enjoyable", "moving", "fantastic",
+            "best"]  # fmt: skip
+NEGATIVE = ["awful", "terrible", "boring", "worst", "waste", "dull", "poor", "horrible", "stupid", "bad"]
 NEUTRAL = [
-    "the",
-    "a",
-    "movie",
-    "film",
-    "plot",
-    "actor",
-    "actress",
-    "scene",
-    "story",
-    "director",
-    "camera",
-    "music",
-    "ending",
-    "character",
-    "was",
-    "is",
-    "and",
-    "of",
-    "to",
-    "it",
-    "this",
-    "that",
-    "in",
-    "with",
-    "for",
-    "as",
-    "on",
-    "but",
-    "by",
-    "at",
-    "from",
-    "they",
-]
+    "the", "a", "movie", "film", "plot", "actor", "actress", "scene", "story", "director", "camera", "music", "ending",
+    "character", "was", "is", "and", "of", "to", "it", "this", "that", "in", "with", "for", "as", "on", "but", "by",
+    "at", "from", "they",
+]  # fmt: skip
+FILLERS = NEUTRAL + [f"w{i}" for i in range(300)]
+Splits = dict[str, tuple[list[str], list[int]]]
 
 
 def make_reviews(n: int, seed: int, min_words: int = 20, max_words: int = 120) -> tuple[list[str], list[int]]:
     """`n` reviews with balanced labels; a review's label is the majority polarity of its cue words."""
     rng = np.random.default_rng(seed)
-    fillers = NEUTRAL + [f"w{i}" for i in range(300)]
     texts, labels = [], []
     for i in range(n):
         label = i % 2
-        words = list(rng.choice(fillers, size=int(rng.integers(min_words, max_words + 1))))
+        words = list(rng.choice(FILLERS, size=int(rng.integers(min_words, max_words + 1))))
         major, minor = (POSITIVE, NEGATIVE) if label else (NEGATIVE, POSITIVE)
         cues = list(rng.choice(major, size=3)) + list(rng.choice(minor, size=int(rng.integers(0, 2))))
         for cue in cues:
             words.insert(int(rng.integers(0, len(words) + 1)), str(cue))
-        text = " ".join(words).capitalize() + "." + (" <br /><br />" + "Really!" if rng.random() < 0.3 else "")
-        texts.append(text)
+        texts.append(" ".join(words).capitalize() + "." + (" <br /><br />Really!" if rng.random() < 0.3 else ""))
         labels.append(label)
     order = rng.permutation(n)
     return [texts[i] for i in order], [labels[i] for i in order]
 
 
-def write_parquet_dir(directory: Path, splits: dict[str, tuple[list[str], list[int]]]) -> None:
+def write_parquet_dir(directory: Path, splits: Splits) -> None:
     """Write `{split}-00000-of-00001.parquet` files with the Hub's schema, atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
     for split, (texts, labels) in splits.items():
         table = pa.table({"text": pa.array(texts, pa.string()), "label": pa.array(labels, pa.int64())})
-        final = directory / f"{split}-00000-of-00001.parquet"
-        tmp = directory / f".{final.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp"
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_parquet(table, directory / f"{split}-00000-of-00001.parquet")
 
 
 class GeneratedDataModule(IMDBDataModule):
-    """`IMDBDataModule` over generated parquet files, written once per settings into the cache
-    (`<cache>/<name>-<hash of spec>/`); subclasses say what to generate in `make_splits`."""
+    """`IMDBDataModule` over generated parquet files, written once per `spec` into the cache
+    (`<cache>/<name>-<hash of spec>/`); subclasses generate them from `self.spec` in `make_splits`."""
 
-    @staticmethod
-    def generated_path(name: str, spec: dict, cache_dir: str | None) -> str:
-        root = Path(cache_dir or default_cache_dir()).expanduser()
+    def __init__(self, name: str, spec: dict[str, Any], **kwargs):
         key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-        return str(root / f"{name}-{key}")
+        kwargs["path"] = str(Path(kwargs.get("cache_dir") or default_cache_dir()).expanduser() / f"{name}-{key}")
+        super().__init__(**kwargs)
+        self.spec = spec
 
-    def make_splits(self) -> dict[str, tuple[list[str], list[int]]]:
+    def make_splits(self) -> Splits:
         raise NotImplementedError
 
     def prepare_data(self) -> None:
@@ -144,13 +86,8 @@ class SyntheticDataModule(GeneratedDataModule):
     """`IMDBDataModule` over generated reviews: `n_train`/`n_test` reviews, made once per settings."""
 
     def __init__(self, n_train: int = 2000, n_test: int = 1000, data_seed: int = 0, **kwargs):
-        spec = {"n_train": n_train, "n_test": n_test, "data_seed": data_seed, "v": 1}
-        kwargs["path"] = self.generated_path("synthetic", spec, kwargs.get("cache_dir"))
-        super().__init__(**kwargs)
-        self.n_train, self.n_test, self.data_seed = n_train, n_test, data_seed
+        super().__init__("synthetic", {"n_train": n_train, "n_test": n_test, "data_seed": data_seed, "v": 1}, **kwargs)
 
-    def make_splits(self) -> dict[str, tuple[list[str], list[int]]]:
-        return {
-            "train": make_reviews(self.n_train, self.data_seed),
-            "test": make_reviews(self.n_test, self.data_seed + 1),
-        }
+    def make_splits(self) -> Splits:
+        n_train, n_test, seed = self.spec["n_train"], self.spec["n_test"], self.spec["data_seed"]
+        return {"train": make_reviews(n_train, seed), "test": make_reviews(n_test, seed + 1)}
