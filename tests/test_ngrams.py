@@ -8,11 +8,11 @@ import torch
 
 from seqsent.checkpoint import load_classifier
 from seqsent.models import SequenceClassifier
-from seqsent.models.ngrams import MULTIPLIER, HashedBigrams, HashedNgrams
+from seqsent.models.ngrams import MULTIPLIER, HashedNgrams
 
 
 def test_ids_pair_each_token_with_the_one_before_and_the_first_with_padding() -> None:
-    bigrams = HashedBigrams(buckets=7, dim=2, pad_id=0)
+    bigrams = HashedNgrams(buckets=7, dim=2, pad_id=0)
     bigrams.buckets = 10**9  # the ids alone: more buckets than pairs, no collisions (and no such table)
     tokens = torch.tensor([[5, 7], [6, 8], [5, 0]])  # time-major (T=3, B=2); review 2 has one token
     ids = bigrams.ids(tokens)
@@ -25,7 +25,7 @@ def test_ids_pair_each_token_with_the_one_before_and_the_first_with_padding() ->
 
 
 def test_ids_fall_in_the_table_and_the_same_bigram_shares_a_row() -> None:
-    bigrams = HashedBigrams(buckets=97, dim=3)
+    bigrams = HashedNgrams(buckets=97, dim=3)
     tokens = torch.randint(1, 5000, (40, 6))
     tokens[10:12, 0] = torch.tensor([11, 12])
     tokens[20:22, 3] = torch.tensor([11, 12])

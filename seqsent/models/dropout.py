@@ -1,15 +1,6 @@
-"""`Dropout`: `nn.Dropout` with a CPU mask drawn ~4x faster.
-
-On the CPU, `nn.Dropout` draws its mask with `bernoulli_`, which costs ~5 ns per element here (2-core
-AMD EPYC, torch 2.13): the embedding dropout of the default recipe (batch 64 x 300 steps x 256 dims)
-took ~24 ms of a ~220 ms training step, and forward plus backward ~51-56 ms. Drawing uniforms with
-`torch.rand` and thresholding them keeps each element with the same probability 1 - p and scales it
-by the same 1 / (1 - p), in ~14 ms forward plus backward. The masks differ from `bernoulli_`'s for the
-same seed (another use of the generator), so a run with dropout is reproducible from its seed but not
-equal to one made with `nn.Dropout`. On other devices (cuDNN/CUDA's fused dropout is fast) and in
-eval mode it is `nn.Dropout`.
-
-`WordDropout` drops whole tokens instead: one draw per token, zeroing its whole embedding vector.
+"""`Dropout`: `nn.Dropout` whose CPU training mask is drawn with `torch.rand` (faster than `bernoulli_`,
+docs/speed.md), with the same keep probability 1 - p and scale 1 / (1 - p); masks differ from
+`nn.Dropout`'s for the same seed. `WordDropout` drops whole tokens: one draw per token.
 """
 
 from __future__ import annotations
@@ -37,11 +28,7 @@ class Dropout(nn.Dropout):
 
 
 class WordDropout(nn.Module):
-    """Drop whole tokens: zero each token's embedding vector with probability p, scale the rest by 1 / (1 - p).
-
-    Applied to embeddings (B, T, E) in training only; one draw per token, shared by all E dimensions
-    (element-wise `Dropout` draws one per dimension). Padding stays zero either way.
-    """
+    """Zero each token's embedding vector (B, T, E) with probability p in training, scale the rest by 1 / (1 - p)."""
 
     def __init__(self, p: float = 0.0):
         super().__init__()

@@ -1,15 +1,8 @@
-"""`HashedBigrams` (and `HashedNgrams`): an embedding of each token's bigram (the token and the one
-before it), or longer n-gram, hashed.
+"""`HashedNgrams`: a vector for the n-gram (the token and the n - 1 before it) ending at each step,
+hashed into a table: fastText's n-gram features in their simplest form (docs/models.md).
 
-fastText's n-gram features and Johnson & Zhang's region embeddings in their simplest form: the
-bigram ending at step t, (token[t-1], token[t]), is hashed into one of `buckets` rows of a table,
-and its vector is concatenated to the word embedding at step t. The recurrent encoder then reads
-short phrases ("not good", "no plot") as units instead of composing them from single words.
-
-Reviews are left-aligned (`seqsent.models.encoders.left_align`), so step 0 always holds a review's
-first kept token; its bigram pairs it with the padding id, a "start" bigram that does not depend on
-how much padding the batch has. Bigrams at padding steps get vectors too, which the encoder never
-reads into a review's summary.
+Reviews are left-aligned, so step 0 holds a review's first token; its n-gram pairs it with the
+padding id, a "start" n-gram that does not depend on how much padding the batch has.
 """
 
 from __future__ import annotations
@@ -23,21 +16,12 @@ MULTIPLIER = 1_000_003  # an odd prime: mixes the first token into all bits of t
 
 class HashedNgrams(nn.Module):
     """Vectors (T, B, dim) for the n-grams of left-aligned time-major token ids (T, B): the `order`
-    tokens ending at each step, hashed.
-
-    Args:
-        buckets: rows of the hashed table (distinct n-grams sharing a row share its vector).
-        dim: size of each n-gram vector.
-        pad_id: the padding id, standing for the tokens before a review's first.
-        order: n (2: bigrams, 3: trigrams).
-    """
+    tokens ending at each step (`pad_id` before a review's first), hashed into `buckets` rows."""
 
     def __init__(self, buckets: int, dim: int, pad_id: int = 0, order: int = 2):
         super().__init__()
-        if buckets < 1 or dim < 1:
-            raise SettingError(f"n-gram buckets={buckets}, dim={dim}: use >= 1 each")
-        if order < 2:
-            raise SettingError(f"n-gram order={order}: use 2 (bigrams) or more")
+        if buckets < 1 or dim < 1 or order < 2:
+            raise SettingError(f"n-gram buckets={buckets}, dim={dim}, order={order}: use >= 1, >= 1, >= 2 (bigrams)")
         self.buckets, self.pad_id, self.order = buckets, pad_id, order
         self.table = nn.Embedding(buckets, dim)
 
@@ -56,10 +40,3 @@ class HashedNgrams(nn.Module):
 
     def extra_repr(self) -> str:
         return f"buckets={self.buckets}, pad_id={self.pad_id}, order={self.order}"
-
-
-class HashedBigrams(HashedNgrams):
-    """`HashedNgrams` of order 2: the bigram (token[t-1], token[t]) at each step."""
-
-    def __init__(self, buckets: int, dim: int, pad_id: int = 0):
-        super().__init__(buckets, dim, pad_id, order=2)

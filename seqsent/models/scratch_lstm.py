@@ -21,8 +21,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-from seqsent.errors import SettingError
-
 
 class ScratchLSTM(nn.Module):
     """A single LSTM layer from its equations; same parameters, init and outputs as `nn.LSTM`."""
@@ -31,8 +29,6 @@ class ScratchLSTM(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = True):
         super().__init__()
-        if input_size < 1 or hidden_size < 1:
-            raise SettingError("input_size and hidden_size must be >= 1")
         self.input_size, self.hidden_size, self.batch_first = input_size, hidden_size, batch_first
         self.weight_ih_l0 = nn.Parameter(torch.empty(4 * hidden_size, input_size))
         self.weight_hh_l0 = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
@@ -52,37 +48,23 @@ class ScratchLSTM(nn.Module):
         """(B, T, I) (or (T, B, I) without `batch_first`) -> (output (B, T, H), (h_n, c_n) (1, B, H))."""
         if not self.batch_first:
             x = x.transpose(0, 1)
-        batch, steps, _ = x.shape
-        if hx is None:
-            h = x.new_zeros(batch, self.hidden_size)
-            c = x.new_zeros(batch, self.hidden_size)
-        else:
-            h, c = hx[0].squeeze(0), hx[1].squeeze(0)
-        projected = torch.addmm(self.bias_ih_l0 + self.bias_hh_l0, x.reshape(-1, x.size(-1)), self.weight_ih_l0.t())
-        projected = projected.view(batch, steps, 4 * self.hidden_size)
-        w_hh = self.weight_hh_l0.t()
-        outputs: list[Tensor] = []
-        gates: dict[str, list[Tensor]] = {"i": [], "f": [], "g": [], "o": []}
-        for t in range(steps):
-            i, f, g, o = (projected[:, t] + h @ w_hh).chunk(4, dim=1)
-            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        zeros = x.new_zeros(x.size(0), self.hidden_size)
+        h, c = (zeros, zeros) if hx is None else (hx[0][0], hx[1][0])
+        projected = torch.addmm(self.bias_ih_l0 + self.bias_hh_l0, x.flatten(0, 1), self.weight_ih_l0.t())
+        projected = projected.view(x.size(0), x.size(1), -1)
+        outputs, gates = [], []
+        for t in range(x.size(1)):
+            i, f, g, o = (projected[:, t] + h @ self.weight_hh_l0.t()).chunk(4, dim=1)
+            i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
             c = f * c + i * g
-            h = o * torch.tanh(c)
+            h = o * c.tanh()
             outputs.append(h)
             if self.record_gates:
-                for name, value in zip("ifgo", (i, f, g, o)):
-                    gates[name].append(value.detach())
+                gates.append((i.detach(), f.detach(), g.detach(), o.detach()))
         if self.record_gates:
-            self.last_gates = {name: _stack(values, batch, self.hidden_size, x) for name, values in gates.items()}
-        output = _stack(outputs, batch, self.hidden_size, x)
-        if not self.batch_first:
-            output = output.transpose(0, 1)
-        return output, (h.unsqueeze(0), c.unsqueeze(0))
+            self.last_gates = {name: torch.stack(values, dim=1) for name, values in zip("ifgo", zip(*gates))}
+        output = torch.stack(outputs, dim=1)
+        return (output if self.batch_first else output.transpose(0, 1)), (h[None], c[None])
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, batch_first={self.batch_first}"
-
-
-def _stack(steps: list[Tensor], batch: int, hidden: int, like: Tensor) -> Tensor:
-    """(B, T, H) from T tensors (B, H); an empty (B, 0, H) tensor for an empty sequence."""
-    return torch.stack(steps, dim=1) if steps else like.new_zeros(batch, 0, hidden)
