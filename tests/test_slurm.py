@@ -95,10 +95,7 @@ def test_sweep_report_records_each_job_once(procid: str, tmp_path: Path, monkeyp
 
     monkeypatch.setenv("SLURM_PROCID", procid)  # every SLURM task of a job runs Hydra's job callbacks
     hydra_cfg = {"mode": "RunMode.MULTIRUN", "runtime": {"output_dir": str(tmp_path / "0")}}
-    job = JobReturn(
-        hydra_cfg=OmegaConf.create({"hydra": hydra_cfg}),
-        status=JobStatus.COMPLETED,
-        _return_value=0.5,
-    )
+    job = JobReturn(hydra_cfg=OmegaConf.create({"hydra": hydra_cfg}), status=JobStatus.COMPLETED)
+    job.return_value = 0.5
     SweepReport().on_job_end(OmegaConf.create({"optimized_metric": "val/acc_best"}), job)
     assert (tmp_path / "jobs.jsonl").is_file() == (procid == "0")
