@@ -2,24 +2,20 @@
 
 flow = gradient_flow(model, batch)   # batch: {"tokens", "lengths", "labels"} as the data module gives
 flow.mean_norms()                    # (T,): mean ||dLoss_b/dh_t|| at d = 0, 1, ... steps before the end
-flow.geomean_norms()                 # (T,): their geometric mean (the typical review; the mean follows the few largest)
+flow.geomean_norms()                 # (T,): their geometric mean (the typical review)
 flow.gate_stats()                    # {"l0/forget_mean": ..., "l0/forget_saturated": ...} for LSTM layers
 
-`h_t` are the per-step outputs of the top encoder layer's forward direction (what
-`RecurrentEncoder.sequence` returns first). Reviews are left-aligned with different lengths, so
-steps are indexed by their distance from the review's last token (0 = last token) and averaged
-over the reviews that have that step. Only the review's own tokens count: a model that reads
-padding (`unmasked_len`) gets each review pre-padded to that length, and its padding steps are left
-out of the norms and the gate statistics too. The loss is each review's own BCE loss (a sum over the
-batch), so a review's gradient does not depend on the batch size.
+`h_t` are the per-step states of the top encoder layer's forward direction; steps are counted back from
+each review's last token and averaged over the reviews that have them, only over the review's own
+tokens (not the padding a model with `unmasked_len` reads). The loss is each review's own BCE loss
+summed over the batch. What it shows: docs/diagnostics.md.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -56,9 +52,8 @@ class GradFlow:
         return torch.where(self.count > 0, self.norm_sum / self.count.clamp(min=1), float("nan"))
 
     def geomean_norms(self) -> Tensor:
-        """(T,) geometric mean norm per distance: the typical review's gradient. Gradients that
-        vanish spread over many orders of magnitude, so a few reviews whose gradient survives
-        decide the arithmetic mean (on the seed RNN 5 of 512 reviews carry 97% of it 50 steps back)."""
+        """(T,) geometric mean norm per distance: the typical review's gradient (the mean follows the few
+        reviews whose gradient survives, docs/diagnostics.md)."""
         return torch.where(self.count > 0, (self.log_sum / self.count.clamp(min=1)).exp(), float("nan"))
 
     def gate_stats(self) -> dict[str, float]:
@@ -67,20 +62,7 @@ class GradFlow:
 
     def merge(self, other: GradFlow) -> GradFlow:
         """The sums of both (batches of different widths are padded to the longer)."""
-        size = max(len(self.count), len(other.count))
-        gate_sum = dict(self.gate_sum)
-        for key, value in other.gate_sum.items():
-            gate_sum[key] = gate_sum.get(key, 0.0) + value
-        gate_count = dict(self.gate_count)
-        for key, value in other.gate_count.items():
-            gate_count[key] = gate_count.get(key, 0) + value
-        return GradFlow(
-            _pad(self.norm_sum, size) + _pad(other.norm_sum, size),
-            _pad(self.count, size) + _pad(other.count, size),
-            _pad(self.log_sum, size) + _pad(other.log_sum, size),
-            gate_sum,
-            gate_count,
-        )
+        return GradFlow(**{f.name: _add(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
 
 
 def lstm_layers(model: SequenceClassifier) -> dict[str, nn.Module]:
@@ -95,15 +77,10 @@ def lstm_layers(model: SequenceClassifier) -> dict[str, nn.Module]:
 def gradient_flow(model: SequenceClassifier, batch: Batch, gates: bool = True) -> GradFlow:
     """Per-step gradient norms (and, with `gates`, LSTM gate sums) of one batch, in eval mode.
 
-    The fused kernels hide the hidden states that feed the recurrence (the gradient with respect
-    to their per-step output copies holds only the direct term, zero before the last step with
-    `last` pooling), so the top forward layer is unrolled step by step with its own parameters
-    (`nn.RNNCell` / `nn.GRUCell` / `nn.LSTMCell` sharing them) and the gradient is taken with
-    respect to each step's state h_t: the total derivative, through all later steps.
-
-    Leaves the model as it was: train/eval mode restored, no `.grad` written (the gradient is
-    taken with `torch.autograd.grad` with respect to the states only), cuDNN off (cuDNN RNN
-    backward needs train mode).
+    The fused kernels hide the states that feed the recurrence, so the top forward layer is unrolled
+    step by step with its own parameters and the gradient is taken with respect to each step's state
+    h_t: the total derivative, through all later steps. Leaves the model as it was (mode restored,
+    no `.grad` written); cuDNN is off (its RNN backward needs train mode).
     """
     device = next(model.parameters()).device
     tokens, lengths = batch["tokens"].to(device), batch["lengths"].to(device)
@@ -125,12 +102,13 @@ def gradient_flow(model: SequenceClassifier, batch: Batch, gates: bool = True) -
         with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
             logits = model(tokens, lengths)
             loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), reduction="sum")
-            grads = torch.autograd.grad(loss, states, allow_unused=True)
+            grads = torch.autograd.grad(loss, states, allow_unused=True, materialize_grads=True)
     finally:
         for hook in hooks:
             hook.remove()
         model.train(was_training)
-    norms = torch.stack([_norm(g, s) for g, s in zip(grads, states)], dim=1)  # (B, T), left-aligned steps
+    # (B, T) per-review norms, left-aligned steps; float64: squares of float32 gradients far back underflow
+    norms = torch.stack([g.detach().double().norm(dim=-1) for g in grads], dim=1)
     # each review's last token is at step end_b; its own tokens are the n_b steps up to it
     end = seen[0].to(device) - 1
     n = torch.minimum(lengths, end + 1)
@@ -139,53 +117,46 @@ def gradient_flow(model: SequenceClassifier, batch: Batch, gates: bool = True) -
     by_distance = norms.gather(1, (end.unsqueeze(1) - distance).clamp(min=0))
     logs = by_distance.clamp(min=TINY_NORM).log() * valid
     flow = GradFlow((by_distance * valid).sum(0).cpu(), valid.sum(0).long().cpu(), logs.sum(0).cpu())
-    layers = lstm_layers(model)
+    layers, (low, high) = lstm_layers(model), SATURATION
     for name, inp in inputs.items():
         step = torch.arange(inp.size(1), device=device).unsqueeze(0)  # (1, T)
         if name.endswith("_reverse"):  # reversed within the encoder's lengths: the review comes first
             mask = step < n.unsqueeze(1)
         else:
             mask = (step <= end.unsqueeze(1)) & (step > (end - n).unsqueeze(1))
-        _add_gate_sums(flow, name, layers[name], inp, mask)
+        activations = lstm_gates(layers[name], inp)
+        for key, label in GATES.items():
+            values = activations[key][mask].double()  # (the reviews' own steps, H)
+            flow.gate_sum[f"{name}/{label}_mean"] = float(values.sum())
+            flow.gate_sum[f"{name}/{label}_saturated"] = float(((values < low) | (values > high)).sum())
+        flow.gate_count[name] = int(mask.sum()) * layers[name].hidden_size
     return flow
 
 
 def unroll(layer: nn.Module, x: Tensor, states: list[Tensor]) -> tuple[Tensor, Any]:
     """Run a one-layer `nn.RNN`/`nn.GRU`/`nn.LSTM`/`ScratchLSTM` step by step with its own parameters, on
-    input in the layer's layout (`batch_first` or time-major, as the encoder's layers run); appends every
-    step's state h_t (B, H) to `states`. Returns what the layer returns, in its layout."""
-    mode, size = layer.mode, layer.hidden_size
-    if mode not in CELLS:
-        raise ValueError(f"cannot unroll a {type(layer).__name__} (mode {mode!r})")
-    batch_first = getattr(layer, "batch_first", True)
+    input in the layer's layout (`batch_first` or time-major); appends every step's state h_t (B, H) to
+    `states`. Returns what the layer returns, in its layout."""
+    mode, size, batch_first = layer.mode, layer.hidden_size, getattr(layer, "batch_first", True)
     if not batch_first:
         x = x.transpose(0, 1)
     cell = CELLS[mode](x.size(-1), size, device="meta")
     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
         setattr(cell, name, getattr(layer, f"{name}_l0"))
-    h = x.new_zeros(x.size(0), size)
-    c = x.new_zeros(x.size(0), size)
+    h = c = x.new_zeros(x.size(0), size)
     for t in range(x.size(1)):
         if mode == "LSTM":
             h, c = cell(x[:, t], (h, c))
         else:
             h = cell(x[:, t], h)
         states.append(h)
-    output = torch.stack(states[-x.size(1) :], dim=1) if x.size(1) else x.new_zeros(x.size(0), 0, size)
-    if not batch_first:
-        output = output.transpose(0, 1)
-    return output, ((h.unsqueeze(0), c.unsqueeze(0)) if mode == "LSTM" else h.unsqueeze(0))
+    output = torch.stack(states[-x.size(1) :], dim=1)
+    return output if batch_first else output.transpose(0, 1), ((h[None], c[None]) if mode == "LSTM" else h[None])
 
 
 def gradient_flow_over(model: SequenceClassifier, batches: Iterable[Batch], gates: bool = True) -> GradFlow:
-    """`gradient_flow` summed over several batches."""
-    total: GradFlow | None = None
-    for batch in batches:
-        flow = gradient_flow(model, batch, gates)
-        total = flow if total is None else total.merge(flow)
-    if total is None:
-        raise ValueError("no batches to analyze")
-    return total
+    """`gradient_flow` summed over several (at least one) batches."""
+    return functools.reduce(GradFlow.merge, (gradient_flow(model, batch, gates) for batch in batches))
 
 
 @torch.no_grad()
@@ -200,17 +171,6 @@ def lstm_gates(layer: nn.Module, inputs: Tensor) -> dict[str, Tensor]:
     return scratch.last_gates
 
 
-def _add_gate_sums(flow: GradFlow, name: str, layer: nn.Module, inputs: Tensor, mask: Tensor) -> None:
-    """Add a layer's gate sums over the steps in `mask` (B, T): the reviews' own tokens."""
-    gates = lstm_gates(layer, inputs)
-    low, high = SATURATION
-    for key, label in GATES.items():
-        values = gates[key][mask].double()  # (valid steps, H)
-        flow.gate_sum[f"{name}/{label}_mean"] = float(values.sum())
-        flow.gate_sum[f"{name}/{label}_saturated"] = float(((values < low) | (values > high)).sum())
-    flow.gate_count[name] = int(mask.sum()) * layer.hidden_size
-
-
 def _keep_input(store: dict[str, Tensor], name: str):
     def hook(module: nn.Module, args: tuple, out: object) -> None:
         inputs = args[0].detach()
@@ -219,23 +179,9 @@ def _keep_input(store: dict[str, Tensor], name: str):
     return hook
 
 
-def _norm(grad: Tensor | None, state: Tensor) -> Tensor:
-    """Per-review L2 norm (B,) of a state's gradient, in float64 (squares of float32 gradients far back
-    in time underflow); zeros when the loss does not reach it."""
-    if grad is None:
-        return state.new_zeros(state.size(0), dtype=torch.float64)
-    return grad.detach().double().norm(dim=-1)
-
-
-def _pad(values: Tensor, size: int) -> Tensor:
-    return F.pad(values, (0, size - len(values)))
-
-
-@contextmanager
-def preserved_rng(device: torch.device) -> Iterator[None]:
-    """Run a block without consuming the global CPU (and current CUDA device) random state."""
-    devices = []
-    if device.type == "cuda":
-        devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices):
-        yield
+def _add(a: Any, b: Any) -> Any:
+    """Sum of two tensors (the shorter zero-padded) or of two dicts (by key)."""
+    if isinstance(a, dict):
+        return {**a, **{key: a.get(key, 0) + value for key, value in b.items()}}
+    size = max(len(a), len(b))
+    return F.pad(a, (0, size - len(a))) + F.pad(b, (0, size - len(b)))

@@ -1,18 +1,11 @@
 """`GradientFlow`: a callback that watches gradients vanish (or not) over time during training.
 
-    python -m seqsent.train callbacks=diagnostics model=rnn
-    python -m seqsent.train callbacks=diagnostics callbacks.gradient_flow.every_n_steps=100
+    python -m seqsent.train callbacks=diagnostics model=rnn [callbacks.gradient_flow.every_n_steps=100]
 
-Every `every_n_steps` training steps it runs the model (in eval mode, without touching the
-training: no `.grad`, no random state consumed, train mode restored) on a fixed validation batch,
-the first `batch_size` reviews of `trainer.datamodule.val_dataloader()`, taken once, and logs
-
-- `diag/grad_flow` (TensorBoard image): ||dLoss/dh_t|| against steps before the end, log y, its
-  geometric mean over the reviews (solid) and mean (dashed), with the LSTM gate panel for LSTM cells;
-- `diag/grad_norm_per_step` (TensorBoard histogram): the per-step mean norms;
-- scalars `diag/grad_norm/d<k>` (the mean, k steps before the end), `diag/grad_norm_geomean/d<k>`
-  (the geometric mean) and, for LSTM cells,
-  `diag/gates/<layer>/{forget,input,output}_{mean,saturated}` to every logger.
+Every `every_n_steps` training steps, on the first `batch_size` validation reviews (eval mode, no
+`.grad`, no random state consumed), it logs the figure `diag/grad_flow`, the histogram
+`diag/grad_norm_per_step` and the scalars `diag/grad_norm/d<k>`, `diag/grad_norm_geomean/d<k>` and
+`diag/gates/<layer>/...` (docs/diagnostics.md).
 """
 
 from __future__ import annotations
@@ -24,7 +17,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from seqsent.diagnostics.analysis import Batch, GradFlow, gradient_flow, preserved_rng
+from seqsent.diagnostics.analysis import Batch, GradFlow, gradient_flow
 from seqsent.diagnostics.plots import plot_gradient_flow
 from seqsent.errors import SeqsentError
 
@@ -50,23 +43,19 @@ class GradientFlow(Callback):
         if step == 0 or step % self.every_n_steps or step == self._last_step or not trainer.is_global_zero:
             return
         self._last_step = step
-        with preserved_rng(pl_module.device):
+        with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
             flow = gradient_flow(pl_module, self.fixed_batch(trainer))  # type: ignore[arg-type]
         self.log_flow(trainer, flow, step, label=f"{getattr(pl_module.hparams, 'cell', 'model')} step {step}")
 
     def fixed_batch(self, trainer: L.Trainer) -> Batch:
         """The first `batch_size` validation reviews, collated once and reused at every analysis."""
         if self._batch is None:
-            with preserved_rng(torch.device("cpu")):  # building loaders may draw seeds
-                datamodule = trainer.datamodule
-                loader = datamodule.val_dataloader() if datamodule is not None else trainer.val_dataloaders
-            if isinstance(loader, (list, tuple)):
-                loader = loader[0]
-            if loader is None:
-                raise SeqsentError("GradientFlow needs validation data: train with a data module that has a val split")
+            if trainer.datamodule is None:
+                raise SeqsentError("GradientFlow reads validation reviews from the data module: fit with datamodule=")
+            with torch.random.fork_rng(devices=[]):  # building loaders may draw seeds
+                loader = trainer.datamodule.val_dataloader()
             dataset = loader.dataset
-            items = [dataset[i] for i in range(min(self.batch_size, len(dataset)))]
-            self._batch = loader.collate_fn(items)
+            self._batch = loader.collate_fn([dataset[i] for i in range(min(self.batch_size, len(dataset)))])
         return self._batch
 
     def log_flow(self, trainer: L.Trainer, flow: GradFlow, step: int, label: str = "model") -> None:

@@ -11,14 +11,9 @@ GATE_COLUMNS = [f"{label}_mean" for label in GATES.values()] + [f"{label}_satura
 
 
 def plot_gradient_flow(flows: dict[str, GradFlow], title: str | None = None, min_count: int = 1) -> Figure:
-    """Per model: ||dLoss/dh_t|| against steps before the review's last token (log y), its
-    geometric mean over reviews (solid: the typical review) and its mean (dashed: led by the few
-    reviews whose gradient survives longest).
-
-    A second panel shows gate statistics (mean value and saturated fraction of the forget, input
-    and output gates) when any model has LSTM layers. Distances that fewer than `min_count`
-    reviews reach are left out.
-    """
+    """Per model: ||dLoss/dh_t|| against steps before the review's last token (log y), geometric mean
+    over reviews solid, mean dashed, for distances at least `min_count` reviews reach; a second panel
+    with the LSTM gate statistics when any model has LSTM layers."""
     has_gates = any(flow.gate_count for flow in flows.values())
     fig = Figure(figsize=(12.0 if has_gates else 6.5, 4.4), layout="constrained")
     axes = fig.subplots(1, 2 if has_gates else 1, squeeze=False)[0]
