@@ -3,14 +3,10 @@
     python -m seqsent.compare multirun/2026-11-24/09-58-32_6cc4d1    # a sweep of seqsent.train -m
     python -m seqsent.compare outputs out=reports/all                # every run below outputs/
 
-Finds every run dir below SWEEP_DIR (a dir holding `.hydra/config.yaml`), groups the runs by
-architecture (`model.cell`, `bi-` when bidirectional) and by the overrides that vary between runs of
-one architecture except the seed (`lstm model.lr=0.01`), and writes into SWEEP_DIR (or `out=DIR`):
-`comparison.md` (tables), `comparison.csv` (per architecture: completed runs, mean ± std and Student-t
-95% CI, clipped to [0, 1], of test/acc and val/acc_best, mean train seconds, parameters),
-`comparison_runs.csv` (per run, failed and incomplete ones with their reason) and `comparison.png`
-(val/acc per epoch, test/acc per architecture). Prints the summary table. In Python:
-`runs = load_runs(path); summarize(runs)`.
+Groups the runs below SWEEP_DIR by architecture and by the overrides that vary between its runs
+(except the seed), prints the summary table and writes `comparison.md`, `comparison.csv`,
+`comparison_runs.csv` and `comparison.png` into SWEEP_DIR (or out=DIR): docs/sweeps.md.
+In Python: `runs = load_runs(path); summarize(runs)`.
 """
 
 from __future__ import annotations
@@ -19,14 +15,13 @@ import sys
 from pathlib import Path
 
 from seqsent.analysis.plots import comparison_figure, save_figure
-from seqsent.analysis.report import status_text, summary_table, write_report
-from seqsent.analysis.runs import COMPLETED, Run, load_runs
+from seqsent.analysis.report import counts, status_text, summary_table, write_report
+from seqsent.analysis.runs import Run, load_runs
 from seqsent.analysis.stats import ArchSummary, summarize
 from seqsent.errors import SeqsentError, report_errors
 
 __all__ = ["compare", "comparison_figure", "load_runs", "main", "run", "summarize"]
 
-OPTIONS = {"out"}
 USAGE = "usage: python -m seqsent.compare SWEEP_DIR [out=DIR]"
 
 
@@ -36,7 +31,7 @@ def parse_args(argv: list[str]) -> tuple[Path, Path | None]:
     out: Path | None = None
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+") in OPTIONS:
+        if sep and key.lstrip("+") == "out":
             if not value:
                 raise SeqsentError(f"out= needs a directory: {USAGE}")
             out = Path(value).expanduser()
@@ -57,31 +52,20 @@ def compare(path: str | Path, out: str | Path | None = None) -> tuple[list[Run],
     if out_dir.exists() and not out_dir.is_dir():
         raise SeqsentError(f"out={out_dir} is a file: pass a directory for the report")
     files = write_report(runs, summaries, out_dir, path)
-    fig = comparison_figure(runs)
-    files.append(save_figure(fig, out_dir / "comparison.png"))
-    return runs, summaries, files
-
-
-def console_report(runs: list[Run], summaries: list[ArchSummary], files: list[Path]) -> str:
-    """What the command prints: the summary table, the runs that did not complete, the files."""
-    done = sum(r.status == COMPLETED for r in runs)
-    lines = [f"{len(runs)} runs: {done} completed, {len(runs) - done} not completed", "", summary_table(summaries)]
-    missing = [r for r in runs if r.status != COMPLETED]
-    if missing:
-        lines += ["", "not completed:"]
-        lines += [f"  {r.name}: {status_text(r)}" for r in missing]
-    lines += ["", "wrote: " + ", ".join(str(f) for f in files)]
-    return "\n".join(lines)
+    return runs, summaries, [*files, save_figure(comparison_figure(runs), out_dir / "comparison.png")]
 
 
 @report_errors
 def run(argv: list[str]) -> list[ArchSummary]:
+    """The command: prints the summary table, the runs that did not complete and the files written."""
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return []
-    path, out = parse_args(argv)
-    runs, summaries, files = compare(path, out)
-    print(console_report(runs, summaries, files), flush=True)
+    runs, summaries, files = compare(*parse_args(argv))
+    lines = [counts(runs), "", summary_table(summaries)]
+    missing = [f"  {r.name}: {status_text(r)}" for r in runs if not r.completed]
+    lines += ["", "not completed:", *missing] if missing else []
+    print("\n".join([*lines, "", "wrote: " + ", ".join(str(f) for f in files)]), flush=True)
     return summaries
 
 

@@ -11,18 +11,12 @@ from matplotlib.ticker import MaxNLocator
 from seqsent.analysis.runs import Run, arch_sort_key
 
 
-def arch_colors(runs: list[Run]) -> dict[str, str]:
-    """A fixed colour per architecture (matplotlib's C0, C1, ... in architecture order)."""
-    archs = sorted({r.arch for r in runs}, key=arch_sort_key)
-    return {arch: f"C{i % 10}" for i, arch in enumerate(archs)}
-
-
 def comparison_figure(runs: list[Run]) -> Figure:
     """Left: val/acc per epoch, one line per run (dashed: not completed). Right: test/acc per architecture.
 
     Built without pyplot, so it works in scripts (no display needed) and shows inline in notebooks.
     """
-    colors = arch_colors(runs)
+    colors = {arch: f"C{i % 10}" for i, arch in enumerate(sorted({r.arch for r in runs}, key=arch_sort_key))}
     fig = Figure(figsize=(12, 4.5), layout="constrained")
     curves_ax, box_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
 
@@ -46,13 +40,8 @@ def comparison_figure(runs: list[Run]) -> Figure:
     positions = list(range(1, len(archs) + 1))
     boxed = [(p, v) for p, v in zip(positions, values) if v]
     if boxed:
-        box_ax.boxplot(
-            [v for _, v in boxed],
-            positions=[p for p, _ in boxed],
-            widths=0.5,
-            showfliers=False,
-            medianprops={"color": "black"},
-        )
+        box_positions, box_values = zip(*boxed)
+        box_ax.boxplot(box_values, positions=box_positions, widths=0.5, showfliers=False, medianprops={"color": "k"})
     for position, arch, points in zip(positions, archs, values):
         if not points:
             box_ax.annotate(

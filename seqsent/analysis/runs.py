@@ -18,6 +18,7 @@ COMPLETED, FAILED, INCOMPLETE = "completed", "failed", "incomplete"
 KNOWN_CELLS = ("rnn", "lstm", "gru")
 SKIP_DIRS = {".hydra", "checkpoints", "tensorboard", "__pycache__"}
 SWEEP_JOB = re.compile(r"^(\d+)_")
+UNGROUPED = ("seed", "ckpt_path")  # overrides that do not make runs a different configuration
 
 
 @dataclass
@@ -26,11 +27,15 @@ class Run:
 
     path: Path
     name: str
-    arch: str
-    seed: int | None
-    status: str  # completed | failed | incomplete
+    arch: str = "unknown"
+    seed: int | None = None
+    status: str = INCOMPLETE  # completed | failed | incomplete
     reason: str | None = None  # why it is not completed (error.txt when present)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json
+    test_acc: float | None = None
+    val_acc_best: float | None = None
+    train_seconds: float | None = None
+    num_parameters: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     val_curve: list[tuple[float, float]] = field(default_factory=list)  # (epoch, val/acc), epochs from 1
@@ -40,32 +45,13 @@ class Run:
         return self.status == COMPLETED
 
     @property
-    def test_acc(self) -> float | None:
-        return _number(self.metrics.get("test/acc"))
-
-    @property
-    def val_acc_best(self) -> float | None:
-        return _number(self.metrics.get("val/acc_best"))
-
-    @property
-    def train_seconds(self) -> float | None:
-        return _number(self.metrics.get("train_seconds"))
-
-    @property
-    def num_parameters(self) -> int | None:
-        value = _number(self.metrics.get("num_parameters"))
-        return int(value) if value is not None else None
-
-    @property
     def best_ckpt(self) -> Path | None:
         """The best checkpoint (else the last), also when the sweep was moved since training."""
         for key in ("best_ckpt", "last_ckpt"):
-            value = self.metrics.get(key)
-            if not value:
-                continue
-            for path in (Path(value), self.path / "checkpoints" / Path(value).name):
-                if path.is_file():
-                    return path
+            if value := self.metrics.get(key):
+                for path in (Path(value), self.path / "checkpoints" / Path(value).name):
+                    if path.is_file():
+                        return path
         return None
 
 
@@ -84,31 +70,23 @@ def arch_sort_key(arch: str) -> tuple[int, str, bool, str]:
     return rank, base, cell.startswith("bi-"), setting
 
 
-UNGROUPED = ("seed", "ckpt_path")  # overrides that do not make runs a different configuration
-
-
 def label_swept_settings(runs: list[Run]) -> None:
     """Append to each run's `arch` the overrides that vary between runs of that architecture (except
     the seed): a sweep over `model.lr=1e-4,1e-2 seed=0,1` gives `lstm model.lr=0.0001` and
     `lstm model.lr=0.01`, two runs each, never one group of four whose spread mixes settings."""
+    parsed: list[dict[str, str]] = []
     by_arch: dict[str, list[dict[str, str]]] = {}
-    parsed = []
     for run in runs:
-        pairs = {}
-        for override in run.overrides:
-            key, sep, value = override.lstrip("+").partition("=")
-            if sep and not key.startswith(("~", "hydra")) and key not in UNGROUPED:
-                pairs[key] = value
-        parsed.append(pairs)
-        by_arch.setdefault(run.arch, []).append(pairs)
+        pairs = dict(o.lstrip("+").split("=", 1) for o in run.overrides if "=" in o)
+        parsed.append({k: v for k, v in pairs.items() if not k.startswith(("~", "hydra")) and k not in UNGROUPED})
+        by_arch.setdefault(run.arch, []).append(parsed[-1])
     varying = {
         arch: sorted(k for k in set().union(*group) if len({g.get(k) for g in group}) > 1)
         for arch, group in by_arch.items()
     }
     for run, pairs in zip(runs, parsed):
-        keys = varying[run.arch]
-        if keys:
-            run.arch = f"{run.arch} " + " ".join(f"{k}={pairs.get(k, '(default)')}" for k in keys)
+        if varying[run.arch]:
+            run.arch += " " + " ".join(f"{k}={pairs.get(k, '(default)')}" for k in varying[run.arch])
 
 
 def find_run_dirs(root: Path) -> list[Path]:
@@ -117,8 +95,7 @@ def find_run_dirs(root: Path) -> list[Path]:
     real directory once, so a link loop ends."""
     found, seen = [], set()
     for dirpath, dirnames, _ in os.walk(root, followlinks=True):
-        here = Path(dirpath)
-        real = here.resolve()
+        here, real = Path(dirpath), Path(dirpath).resolve()
         if real in seen:
             dirnames[:] = []
             continue
@@ -131,11 +108,7 @@ def find_run_dirs(root: Path) -> list[Path]:
 
 def _path_key(path: Path) -> list[tuple[int, str]]:
     """Sort job dirs `2_...` before `10_...`."""
-    key = []
-    for part in path.parts:
-        match = SWEEP_JOB.match(part)
-        key.append((int(match[1]), part) if match else (-1, part))
-    return key
+    return [(int(m[1]), part) if (m := SWEEP_JOB.match(part)) else (-1, part) for part in path.parts]
 
 
 def load_runs(path: str | os.PathLike[str], curves: bool = True) -> list[Run]:
@@ -159,27 +132,24 @@ def load_runs(path: str | os.PathLike[str], curves: bool = True) -> list[Run]:
 
 def load_run(run_dir: Path, curves: bool = True) -> Run:
     """One run: its config, overrides, metrics.json (or error.txt) and, with `curves`, its val/acc."""
-    run_dir = Path(run_dir)
-    run = Run(path=run_dir, name=run_dir.name, arch="unknown", seed=None, status=INCOMPLETE)
+    run = Run(path=Path(run_dir), name=Path(run_dir).name)
+    record = run.path / ".hydra"
     try:
-        cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        cfg = OmegaConf.load(record / "config.yaml")
+        run.config = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else {}  # type: ignore[assignment]
+        cell, bidirectional, seed = (
+            OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+            for key in ("model.cell", "model.bidirectional", "seed")
+        )
+        if (record / "overrides.yaml").is_file():
+            run.overrides = [str(o) for o in OmegaConf.load(record / "overrides.yaml")]  # type: ignore[union-attr]
     except Exception as err:
-        run.status, run.reason = FAILED, f"unreadable .hydra/config.yaml ({_first_line(str(err))})"
+        run.status, run.reason = FAILED, f"unreadable {record} ({_first_line(str(err))})"
         return run
-    if isinstance(cfg, DictConfig):
-        run.config = OmegaConf.to_container(cfg, resolve=False)  # type: ignore[assignment]
-        cell = _select(cfg, "model.cell")
-        run.arch = f"bi-{cell}" if cell and _select(cfg, "model.bidirectional") is True else str(cell or "unknown")
-        seed = _select(cfg, "seed")
-        run.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    if overrides_file.is_file():
-        try:
-            run.overrides = [str(o) for o in OmegaConf.load(overrides_file)]  # type: ignore[union-attr]
-        except Exception:
-            run.overrides = []
+    run.arch = f"bi-{cell}" if cell and bidirectional is True else str(cell or "unknown")
+    run.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
     if curves:
-        run.val_curve = read_val_curve(run_dir)
+        run.val_curve = read_val_curve(run.path)
     _read_status(run)
     return run
 
@@ -192,6 +162,10 @@ def _read_status(run: Run) -> None:
             run.status = COMPLETED
         except (OSError, ValueError) as err:
             run.status, run.reason = FAILED, f"unreadable metrics.json ({_first_line(str(err))})"
+        run.test_acc, run.val_acc_best, run.train_seconds, params = (
+            _number(run.metrics.get(key)) for key in ("test/acc", "val/acc_best", "train_seconds", "num_parameters")
+        )
+        run.num_parameters = None if params is None else int(params)
     elif error_file.is_file():
         text = error_file.read_text(encoding="utf-8", errors="replace")
         run.status, run.reason = FAILED, _first_line(text) or "error.txt is empty"
@@ -205,49 +179,21 @@ def _first_line(text: str, limit: int = 200) -> str:
     return lines[0][:limit] if lines else ""
 
 
-def _select(cfg: DictConfig, key: str) -> Any:
-    try:
-        return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
-    except Exception:
-        return None
-
-
-def read_scalars(run_dir: Path, tags: tuple[str, ...] = ("val/acc", "epoch")) -> dict[str, dict[int, float]]:
-    """`{tag: {step: value}}` from every TensorBoard event file of a run (later files win on a step)."""
+def read_val_curve(run_dir: Path) -> list[tuple[float, float]]:
+    """`(epoch, val/acc)` pairs, epochs counted from 1, from every TensorBoard event file of a run
+    (in name order, which is time order: a later file, e.g. of a resume, wins on a step)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    scalars: dict[str, dict[int, float]] = {tag: {} for tag in tags}
-    files = [p for p in (run_dir / "tensorboard").rglob("events.out.tfevents.*") if p.is_file()]
-    for file in sorted(files, key=_event_file_key):
+    scalars: dict[str, dict[int, float]] = {"val/acc": {}, "epoch": {}}
+    for file in sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*")):
         try:
-            acc = EventAccumulator(str(file), size_guidance={"scalars": 0}, purge_orphaned_data=False)
-            acc.Reload()
-            present = set(acc.Tags().get("scalars", []))
-            for tag in tags:
-                if tag in present:
-                    scalars[tag].update({e.step: float(e.value) for e in acc.Scalars(tag)})
+            events = EventAccumulator(str(file), size_guidance={"scalars": 0}, purge_orphaned_data=False).Reload()
+            for tag in set(scalars) & set(events.Tags()["scalars"]):
+                scalars[tag].update({e.step: e.value for e in events.Scalars(tag)})
         except Exception:  # a truncated file of a killed run: keep what the others hold
             continue
-    return scalars
-
-
-def _event_file_key(path: Path) -> tuple[Any, ...]:
-    """events.out.tfevents.<unix time>.<host>.<pid>.<n>: by time, then n (numerically)."""
-    parts = path.name.split(".")
-    numbers = [int(p) if p.isdigit() else 0 for p in (parts[3:4] + parts[-1:])] if len(parts) > 4 else [0, 0]
-    return (str(path.parent), *numbers, path.name)
-
-
-def read_val_curve(run_dir: Path) -> list[tuple[float, float]]:
-    """`(epoch, val/acc)` pairs, epochs counted from 1 (from the `epoch` scalar logged at the same step)."""
-    scalars = read_scalars(run_dir)
-    epochs = sorted(scalars["epoch"].items())
-    curve = []
-    for index, (step, value) in enumerate(sorted(scalars["val/acc"].items())):
-        before = [e for s, e in epochs if s <= step]
-        epoch = scalars["epoch"].get(step, before[-1] if before else float(index))
-        curve.append((epoch + 1.0, value))
-    return curve
+    val = sorted(scalars["val/acc"].items())
+    return [(scalars["epoch"].get(step, index) + 1.0, value) for index, (step, value) in enumerate(val)]
 
 
 def _shorten_names(runs: list[Run], root: Path) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seqsent.analysis.runs import COMPLETED, FAILED, INCOMPLETE, Run, arch_sort_key
+from seqsent.utils import flatten
 
 # Two-sided 95% critical values of Student's t (0.975 quantiles) for 1..30 degrees of freedom.
 T95_TABLE = (
@@ -15,7 +16,6 @@ T95_TABLE = (
     2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
     2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
 )  # fmt: skip
-Z975 = 1.959964
 UNIT = (0.0, 1.0)  # the range of accuracy, F1 and AUROC
 
 
@@ -26,7 +26,7 @@ def t_critical(df: int) -> float:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
     if df <= len(T95_TABLE):
         return T95_TABLE[df - 1]
-    z = Z975
+    z = statistics.NormalDist().inv_cdf(0.975)
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
@@ -41,7 +41,7 @@ class Stat:
     ci_high: float | None = None
 
 
-def describe(values: list[float], bounds: tuple[float, float] | None = None) -> Stat:
+def describe(values: list[float], bounds: tuple[float, float] = (-math.inf, math.inf)) -> Stat:
     """Mean ± sample std and the Student-t 95% confidence interval of the mean, clipped to `bounds`
     (a metric's possible range, e.g. (0, 1) for accuracy: few runs make wide intervals)."""
     n = len(values)
@@ -52,8 +52,7 @@ def describe(values: list[float], bounds: tuple[float, float] | None = None) -> 
         return Stat(1, mean)
     std = statistics.stdev(values)
     half = t_critical(n - 1) * std / math.sqrt(n)
-    low, high = bounds if bounds is not None else (-math.inf, math.inf)
-    return Stat(n, mean, std, max(mean - half, low), min(mean + half, high))
+    return Stat(n, mean, std, max(mean - half, bounds[0]), min(mean + half, bounds[1]))
 
 
 @dataclass
@@ -100,18 +99,6 @@ def summarize(runs: list[Run]) -> list[ArchSummary]:
 
 def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     """Dotted config keys whose values are not the same in all `configs`."""
-    flat = [_flatten(c) for c in configs if c]
-    if len(flat) < 2:
-        return []
-    keys = sorted(set().union(*flat))
-    return [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+    flat = [flatten(c) for c in configs if c]
+    keys = sorted(set().union(*flat)) if len(flat) > 1 else []
+    return [k.replace("/", ".") for k in keys if len({f.get(k) for f in flat}) > 1]
