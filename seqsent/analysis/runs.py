@@ -199,7 +199,7 @@ def read_val_curve(run_dir: Path) -> list[tuple[float, float]]:
 def _shorten_names(runs: list[Run], root: Path) -> None:
     """Name runs by their path below `root`; a job dir named `<num>_<override_dirname>` (with `=`) becomes
     `<num>_<overrides that vary between runs>`, short names such as `4_lstm_seed1` stay."""
-    common = set.intersection(*(set(r.overrides) for r in runs)) if runs else set()
+    common = set.intersection(*(set(r.overrides) for r in runs))
     for run in runs:
         rel = run.path.relative_to(root) if run.path != root else Path(run.path.name)
         match = SWEEP_JOB.match(rel.name)

@@ -74,8 +74,8 @@ def lstm_layers(model: SequenceClassifier) -> dict[str, nn.Module]:
     return {name: layer for name, layer in named.items() if getattr(layer, "mode", "") == "LSTM"}
 
 
-def gradient_flow(model: SequenceClassifier, batch: Batch, gates: bool = True) -> GradFlow:
-    """Per-step gradient norms (and, with `gates`, LSTM gate sums) of one batch, in eval mode.
+def gradient_flow(model: SequenceClassifier, batch: Batch) -> GradFlow:
+    """Per-step gradient norms and LSTM gate sums of one batch, in eval mode.
 
     The fused kernels hide the states that feed the recurrence, so the top forward layer is unrolled
     step by step with its own parameters and the gradient is taken with respect to each step's state
@@ -92,10 +92,8 @@ def gradient_flow(model: SequenceClassifier, batch: Batch, gates: bool = True) -
     hooks = [
         model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[1])),
         top.register_forward_hook(lambda module, args, out: unroll(module, args[0], states)),
+        *(layer.register_forward_hook(_keep_input(inputs, name)) for name, layer in lstm_layers(model).items()),
     ]
-    if gates:
-        for name, layer in lstm_layers(model).items():
-            hooks.append(layer.register_forward_hook(_keep_input(inputs, name)))
     was_training = model.training
     model.eval()
     try:
@@ -154,9 +152,9 @@ def unroll(layer: nn.Module, x: Tensor, states: list[Tensor]) -> tuple[Tensor, A
     return output if batch_first else output.transpose(0, 1), ((h[None], c[None]) if mode == "LSTM" else h[None])
 
 
-def gradient_flow_over(model: SequenceClassifier, batches: Iterable[Batch], gates: bool = True) -> GradFlow:
+def gradient_flow_over(model: SequenceClassifier, batches: Iterable[Batch]) -> GradFlow:
     """`gradient_flow` summed over several (at least one) batches."""
-    return functools.reduce(GradFlow.merge, (gradient_flow(model, batch, gates) for batch in batches))
+    return functools.reduce(GradFlow.merge, (gradient_flow(model, batch) for batch in batches))
 
 
 @torch.no_grad()
@@ -167,8 +165,7 @@ def lstm_gates(layer: nn.Module, inputs: Tensor) -> dict[str, Tensor]:
     scratch.load_state_dict(layer.state_dict())
     scratch.record_gates = True
     scratch(inputs)
-    assert scratch.last_gates is not None
-    return scratch.last_gates
+    return scratch.last_gates  # type: ignore[return-value]
 
 
 def _keep_input(store: dict[str, Tensor], name: str):
