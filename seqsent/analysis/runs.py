@@ -144,7 +144,7 @@ def load_run(run_dir: Path, curves: bool = True) -> Run:
         if (record / "overrides.yaml").is_file():
             run.overrides = [str(o) for o in OmegaConf.load(record / "overrides.yaml")]  # type: ignore[union-attr]
     except Exception as err:
-        run.status, run.reason = FAILED, f"unreadable {record} ({_first_line(str(err))})"
+        run.status, run.reason = FAILED, f"unreadable .hydra record ({_first_line(str(err))})"
         return run
     run.arch = f"bi-{cell}" if cell and bidirectional is True else str(cell or "unknown")
     run.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
