@@ -74,7 +74,7 @@ def file_fingerprint(file: Path) -> str:
 
 def _load_local(root: Path, splits: tuple[str, ...], option: str) -> dict[str, Split]:
     if root.exists() and not root.is_dir():
-        raise SeqsentError(f"{option}={root} is a file, not a directory: {fix_hint(option)}")
+        raise SeqsentError(f"data path {root} is a file, not a directory: {fix_hint(option)}")
     if not root.is_dir():
         raise SeqsentError(f"data directory {root} does not exist: {fix_hint(option)}")
     acl = _find_acl_root(root)
