@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
 from seqsent.checkpoint import preprocessing_of
-from seqsent.errors import SeqsentError
+from seqsent.errors import SeqsentError, check_types
 from seqsent.utils import flatten
 
 NOT_HPARAMS = ("callbacks/", "logger/", "trainer/default_root_dir")  # machinery and paths, not HPARAMS
@@ -37,6 +37,8 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logg
     """The Trainer from `cfg.trainer` plus callbacks and loggers (no logger: `logger=False`); a
     setting Lightning rejects (`trainer.devices=0`, a GPU where none is, an unknown strategy) is a
     one-line `SeqsentError`."""
+    trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    check_types(L.Trainer.__init__, {k: v for k, v in trainer_args.items() if not k.startswith("_")}, "trainer.")
     try:
         # enable_autolog_hparams=False: the loggers get the whole config at the first training batch
         # (`log_hparams`) instead of Lightning's copy of the model's arguments
