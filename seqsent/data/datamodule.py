@@ -28,7 +28,7 @@ from seqsent.data.soft_labels import (
 )
 from seqsent.data.sources import default_path
 from seqsent.data.vocab import PAD_ID, PUNCTUATION, encode, tokenizer_from_json
-from seqsent.errors import SeqsentError
+from seqsent.errors import SeqsentError, check_types
 
 PREP_TIMES: dict[int, float] = {}  # prepare_data may assign no state: its duration waits here
 
@@ -64,6 +64,7 @@ class IMDBDataModule(L.LightningDataModule):
         tokenizer_json: str | None = None,
         soft_labels: str | None = None,
     ):
+        check_types(IMDBDataModule.__init__, locals(), "data.")
         super().__init__()
         _check(vocab_size >= 3, f"data.vocab_size={vocab_size} is too small: use >= 3 (2 specials + words)")
         _check(min_frequency >= 1, f"data.min_frequency={min_frequency}: use >= 1")

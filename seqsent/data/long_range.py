@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from seqsent.data.synthetic import FILLERS, NEGATIVE, POSITIVE, GeneratedDataModule, Splits
-from seqsent.errors import SeqsentError
+from seqsent.errors import SeqsentError, check_types
 
 
 def make_long_range(
@@ -50,6 +50,7 @@ class LongRangeDataModule(GeneratedDataModule):
         max_len: int | None = None,
         **kwargs,
     ):
+        check_types(LongRangeDataModule.__init__, locals(), "data.")
         if distance < 0 or n_cues < 1 or max_lead < 0 or n_train < 2 or n_test < 2:
             raise SeqsentError(
                 f"data.distance={distance}, data.n_cues={n_cues}, data.max_lead={max_lead}, data.n_train={n_train}, "

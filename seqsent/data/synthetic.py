@@ -16,6 +16,7 @@ import pyarrow as pa
 from seqsent.data.cache import cache_writes, default_cache_dir, ensure_cache_dir
 from seqsent.data.datamodule import IMDBDataModule
 from seqsent.data.soft_labels import write_parquet
+from seqsent.errors import check_types
 
 POSITIVE = ["great", "excellent", "wonderful", "loved", "superb", "brilliant", "enjoyable", "moving", "fantastic",
             "best"]  # fmt: skip
@@ -86,6 +87,7 @@ class SyntheticDataModule(GeneratedDataModule):
     """`IMDBDataModule` over generated reviews: `n_train`/`n_test` reviews, made once per settings."""
 
     def __init__(self, n_train: int = 2000, n_test: int = 1000, data_seed: int = 0, **kwargs):
+        check_types(SyntheticDataModule.__init__, locals(), "data.")
         super().__init__("synthetic", {"n_train": n_train, "n_test": n_test, "data_seed": data_seed, "v": 1}, **kwargs)
 
     def make_splits(self) -> Splits:
