@@ -44,7 +44,7 @@ class IMDBDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        path: str | None = None,
+        path: str | Path | None = None,
         vocab_size: int = 10_000,
         min_frequency: int = 1,
         punctuation: str = "keep",
@@ -60,9 +60,9 @@ class IMDBDataModule(L.LightningDataModule):
         pin_memory: bool | None = None,
         bucket: bool = False,
         fixed_length: bool = False,
-        cache_dir: str | None = None,
+        cache_dir: str | Path | None = None,
         tokenizer_json: str | None = None,
-        soft_labels: str | None = None,
+        soft_labels: str | Path | None = None,
     ):
         check_types(IMDBDataModule.__init__, locals(), "data.")
         super().__init__()
