@@ -30,3 +30,17 @@ def run_script(script: Path, *args: str, cwd: Path | None = None, timeout: int =
     return subprocess.run(
         [sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
     )
+
+
+def load_error(path: Path | str, **kwargs) -> str:
+    """The one-line `SeqsentError` message of setting up an `IMDBDataModule` on `path`."""
+    import pytest
+
+    from seqsent.data import IMDBDataModule
+    from seqsent.errors import SeqsentError
+
+    with pytest.raises(SeqsentError) as info:
+        IMDBDataModule(path=str(path), vocab_size=50, **kwargs).setup()
+    message = str(info.value)
+    assert "\n" not in message
+    return message

@@ -7,18 +7,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import load_error
 
 from seqsent.data import IMDBDataModule, sources
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
 from seqsent.errors import SeqsentError
-
-
-def load_error(path: Path | str, **kwargs) -> str:
-    with pytest.raises(SeqsentError) as info:
-        IMDBDataModule(path=str(path), vocab_size=50, **kwargs).setup()
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def write_table(path: Path, columns: dict) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import load_error
 from torch.utils.data.distributed import DistributedSampler
 
 from seqsent.data import BucketBatchSampler, IMDBDataModule, SyntheticDataModule, cache
@@ -19,14 +20,6 @@ from seqsent.data.vocab import UNK_ID, encode, train_tokenizer
 from seqsent.errors import SeqsentError
 
 TRAIN = "train-00000-of-00001.parquet"
-
-
-def error_of(path: Path | str, **kwargs) -> str:
-    with pytest.raises(SeqsentError) as info:
-        IMDBDataModule(path=str(path), vocab_size=50, **kwargs).setup()
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def data_with_train(root: Path, text: pa.Array, label: pa.Array) -> Path:
@@ -41,7 +34,7 @@ TEXTS = pa.array([f"review {i} good" for i in range(10)])
 
 @pytest.mark.parametrize("labels", [[0.9, 0.4] * 5, [0.0, 1.0, 0.5, 1.0, 0.0] * 2])
 def test_fractional_labels_are_refused_not_truncated(tmp_path: Path, labels: list[float]) -> None:
-    message = error_of(data_with_train(tmp_path / "d", TEXTS, pa.array(labels, pa.float64())))
+    message = load_error(data_with_train(tmp_path / "d", TEXTS, pa.array(labels, pa.float64())))
     assert TRAIN in message and "fractional labels" in message and "data.soft_labels" in message
 
 
@@ -53,7 +46,7 @@ def test_whole_float_labels_still_load(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("labels", [pa.array(["pos", "neg"] * 5), pa.array([None] * 10, pa.null())])
 def test_labels_that_are_not_numbers(tmp_path: Path, labels: pa.Array) -> None:
-    message = error_of(data_with_train(tmp_path / "d", TEXTS, labels))
+    message = load_error(data_with_train(tmp_path / "d", TEXTS, labels))
     assert "column 'label'" in message and TRAIN in message and "0 (neg) or 1 (pos)" in message
 
 
@@ -68,7 +61,7 @@ def test_labels_that_are_not_numbers(tmp_path: Path, labels: pa.Array) -> None:
     ids=["binary", "integer", "null-typed", "all-null"],
 )
 def test_a_text_column_without_text(tmp_path: Path, text: pa.Array) -> None:
-    message = error_of(data_with_train(tmp_path / "d", text, pa.array([0, 1] * 5)))
+    message = load_error(data_with_train(tmp_path / "d", text, pa.array([0, 1] * 5)))
     assert "column 'text'" in message and TRAIN in message
 
 
@@ -85,7 +78,7 @@ def test_a_training_split_of_one_class_warns(tmp_path: Path) -> None:
 def test_a_data_path_that_is_a_file(tmp_path: Path) -> None:
     file = tmp_path / "imdb.parquet"
     file.write_text("x")
-    message = error_of(file)
+    message = load_error(file)
     assert "is a file" in message and "does not exist" not in message
     assert "SEQSENT_IMDB_DIR" in message and "data.path" in message
 
@@ -99,21 +92,21 @@ def test_a_directory_where_a_review_file_should_be(tmp_path: Path) -> None:
             for i in range(4):
                 (folder / f"{i}_5.txt").write_text(f"{name} review {i}")
     (root / "train" / "pos" / "9_5.txt").mkdir()
-    message = error_of(tmp_path, val_fraction=0.25)
+    message = load_error(tmp_path, val_fraction=0.25)
     assert "9_5.txt" in message and "not a review file" in message
 
 
 def test_a_directory_where_a_parquet_file_should_be(tmp_path: Path) -> None:
     write_parquet_dir(tmp_path / "d", {"test": make_reviews(10, 0)})
     (tmp_path / "d" / TRAIN).mkdir()
-    assert f"{TRAIN} is a directory" in error_of(tmp_path / "d")
+    assert f"{TRAIN} is a directory" in load_error(tmp_path / "d")
 
 
 def test_a_cache_dir_that_is_a_file_is_named_and_left_alone(imdb_dir: Path, tmp_path: Path) -> None:
     file = tmp_path / "cache-file"
     file.write_text("mine")
     for cache_dir in (file, file / "below"):
-        message = error_of(imdb_dir, cache_dir=str(cache_dir))
+        message = load_error(imdb_dir, cache_dir=str(cache_dir))
         assert str(cache_dir) in message and "data.cache_dir" in message and "SEQSENT_CACHE_DIR" in message
     assert file.read_text() == "mine"
     with pytest.raises(SeqsentError, match="cache-file"):
