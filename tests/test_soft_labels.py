@@ -41,6 +41,9 @@ def test_soft_labels_round_trip_with_their_metadata(tmp_path: Path) -> None:
         ({"text": pa.array([], pa.string()), "prob": pa.array([], pa.float32())}, "holds no reviews"),
         ({"text": ["a", "b"], "prob": [0.5, 1.5]}, "has 1 probabilities outside [0, 1] (first at row 1)"),
         ({"text": ["a", "b"], "prob": [float("nan"), 0.5]}, "has 1 probabilities outside [0, 1] (first at row 0)"),
+        ({"text": ["a", "b"], "prob": ["high", "low"]}, "its 'prob' column holds string, not numbers"),
+        ({"text": [b"a", b"b"], "prob": [0.5, 0.5]}, "its 'text' column holds binary, not text"),
+        ({"text": [1, 2], "prob": [0.5, 0.5]}, "its 'text' column holds int64, not text"),
     ],
 )
 def test_bad_soft_label_files_are_one_line_errors(tmp_path: Path, columns: dict, message: str) -> None:

@@ -76,6 +76,11 @@ def read_soft_labels(path: str | Path) -> tuple[list[str], np.ndarray]:
         )
     if table.num_rows == 0:
         raise SeqsentError(f"{file} holds no reviews: {MAKE_HINT}")
+    text_type, prob_type = table.schema.field("text").type, table.schema.field("prob").type
+    if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
+        raise SeqsentError(f"{file}: its 'text' column holds {text_type}, not text: {MAKE_HINT}")
+    if not (pa.types.is_floating(prob_type) or pa.types.is_integer(prob_type)):
+        raise SeqsentError(f"{file}: its 'prob' column holds {prob_type}, not numbers: {MAKE_HINT}")
     probs = table.column("prob").to_numpy(zero_copy_only=False).astype(np.float32)
     bad = ~np.isfinite(probs) | (probs < 0) | (probs > 1)
     if bad.any():
