@@ -39,6 +39,9 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logg
     one-line `SeqsentError`."""
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
     check_types(L.Trainer.__init__, {k: v for k, v in trainer_args.items() if not k.startswith("_")}, "trainer.")
+    clip = trainer_args.get("gradient_clip_val")
+    if clip is not None and clip < 0:  # torch would scale the gradients by a negative factor
+        raise SeqsentError(f"trainer.gradient_clip_val={clip}: use a positive norm, e.g. 1.0, or null for none")
     try:
         # enable_autolog_hparams=False: the loggers get the whole config at the first training batch
         # (`log_hparams`) instead of Lightning's copy of the model's arguments

@@ -57,6 +57,11 @@ def test_hydra_names_unknown_keys_options_and_unreadable_overrides(
         ("model.lr=abc", "error: model.lr='abc': use a number, e.g. model.lr=0.001"),
         ("seed=foo", "error: seed='foo': use a whole number or null"),
         ("trainer.max_epochs=abc", "error: trainer.max_epochs='abc': use a whole number or null"),
+        (
+            "trainer.gradient_clip_val=-1",
+            "error: trainer.gradient_clip_val=-1: use a positive norm, e.g. 1.0, or null for none",
+        ),
+        ("model.warmup_fraction=2", "error: model.warmup_fraction=2: use a fraction in [0, 1), e.g. 0.1"),
         ("data.batch_size=1.5", "error: data.batch_size=1.5: use a whole number, e.g. data.batch_size=32"),
     ],
 )

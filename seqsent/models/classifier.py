@@ -62,6 +62,8 @@ class SequenceClassifier(L.LightningModule):
             raise SettingError(f"model.lr={lr}: the learning rate must be positive, e.g. 1e-3")
         if weight_decay < 0:
             raise SettingError(f"model.weight_decay={weight_decay}: use >= 0")
+        if not 0 <= warmup_fraction < 1:
+            raise SettingError(f"model.warmup_fraction={warmup_fraction}: use a fraction in [0, 1), e.g. 0.1")
         if scheduler not in SCHEDULERS:
             raise SettingError(f"model.scheduler={scheduler!r}: use one of {SCHEDULERS}")
         if optimizer not in OPTIMIZERS:
