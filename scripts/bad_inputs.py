@@ -24,9 +24,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
 from seqsent.errors import SeqsentError, report_errors
+from seqsent.models.classifier import PREPROCESSING_KEY
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
 START, END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
@@ -34,30 +36,31 @@ HEADER = [
     "| input | exit | message | traceback | existing files changed |",
     "|---|---|---|---|---|",
 ]
-TINY = [
-    "data=synthetic",
-    "data.n_train=200",
-    "data.n_test=50",
-    "model.hidden_size=8",
-    "model.embed_dim=8",
-    "model.bigram_buckets=512",
-]
+SMALL_MODEL = ["model.hidden_size=8", "model.embed_dim=8", "model.bigram_buckets=512"]
+TINY = ["data=synthetic", "data.n_train=200", "data.n_test=50", *SMALL_MODEL]
 TOY_MODULE = 'class Broken:\n    def __init__(self, **kwargs):\n        raise ValueError("a bug in my module")\n'
 
 
 def make_fixtures(root: Path) -> dict[str, Path]:
     """Broken data dirs, broken checkpoints, a module of one's own, and one good tiny run."""
-    paths = {name: root / name for name in ("empty", "no_text", "no_label", "bad_labels", "files")}
+    texts, labels = make_reviews(20, 0)
+    tables = {
+        "no_text": pa.table({"review": texts, "label": labels}),
+        "no_label": pa.table({"text": texts}),
+        "bad_labels": pa.table({"text": texts, "label": [2] * len(texts)}),
+        "fractional_labels": pa.table({"text": texts, "label": [0.9, 0.4] * (len(texts) // 2)}),
+        "string_labels": pa.table({"text": texts, "label": ["pos", "neg"] * (len(texts) // 2)}),
+        "integer_text": pa.table({"text": list(range(len(texts))), "label": labels}),
+        "one_class": pa.table({"text": texts, "label": [1] * len(texts)}),
+    }
+    paths = {name: root / name for name in ("empty", "split_is_dir", "files", *tables)}
     for p in paths.values():
         p.mkdir(parents=True)
-    texts, labels = make_reviews(20, 0)
-    for name, table in (
-        ("no_text", pa.table({"review": texts, "label": labels})),
-        ("no_label", pa.table({"text": texts})),
-        ("bad_labels", pa.table({"text": texts, "label": [2] * len(texts)})),
-    ):
+    for name, table in tables.items():
         write_parquet_dir(paths[name], {"test": make_reviews(10, 1)})
         pq.write_table(table, paths[name] / "train-00000-of-00001.parquet")
+    write_parquet_dir(paths["split_is_dir"], {"test": make_reviews(10, 1)})
+    (paths["split_is_dir"] / "train-00000-of-00001.parquet").mkdir()
     files = paths["files"]
     good = run(["seqsent.train", *TINY, "trainer.max_epochs=1", f"hydra.run.dir={root / 'good'}"], root)
     if good.returncode:
@@ -67,6 +70,12 @@ def make_fixtures(root: Path) -> dict[str, Path]:
     (files / "notes.ckpt").write_text("just text\n")
     (files / "empty.txt").write_text("\n   \n")
     (files / "mb.txt").write_text("great " * 180_000 + "\n")
+    (files / "figure.png").write_bytes(b"an earlier figure")
+    (files / "reviews").mkdir()
+    torch.save({"state_dict": {}, "hyper_parameters": {}, "x": argparse.Namespace()}, files / "pickle.ckpt")
+    garbled = torch.load(ckpt, map_location="cpu", weights_only=True)
+    garbled[PREPROCESSING_KEY]["max_len"] = "200"
+    torch.save(garbled, files / "garbled.ckpt")
     (root / "toymod.py").write_text(TOY_MODULE)  # importable: python -m puts the working dir first
     return {**paths, "ckpt": ckpt, "good": root / "good"}
 
@@ -86,6 +95,16 @@ def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]]]:
         ("parquet without `text`", [*train, f"data.path={f['no_text']}"]),
         ("parquet without `label`", [*train, f"data.path={f['no_label']}"]),
         ("labels outside {0, 1}", [*train, f"data.path={f['bad_labels']}"]),
+        ("fractional labels (0.9, 0.4)", [*train, f"data.path={f['fractional_labels']}"]),
+        ("string labels (pos, neg)", [*train, f"data.path={f['string_labels']}"]),
+        ("`text` column of integers", [*train, f"data.path={f['integer_text']}"]),
+        (
+            "training split of one class (works, with a warning)",
+            [*train, *SMALL_MODEL, "trainer.max_epochs=1", f"data.path={f['one_class']}"],
+        ),
+        ("`data.path` is a file", [*train, f"data.path={d / 'notes.ckpt'}"]),
+        ("a directory where the train parquet file should be", [*train, f"data.path={f['split_is_dir']}"]),
+        ("`data.cache_dir` is a file", [*train, *TINY, f"data.cache_dir={d / 'notes.ckpt'}"]),
         ("unknown option `model=transformerxl`", [*train, "model=transformerxl"]),
         ("misspelled key `model.hiden_size=8`", [*train, *TINY, "model.hiden_size=8"]),
         ("misspelled top-level key `sed=3`", [*train, *TINY, "sed=3"]),
@@ -102,12 +121,16 @@ def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]]]:
         ("negative learning rate", [*train, *TINY, "model.lr=-0.1"]),
         ("unknown `model.cell=xyz`", [*train, *TINY, "model.cell=xyz"]),
         ("`trainer.devices=0`", [*train, *TINY, "trainer.devices=0"]),
+        ("`trainer.max_epochs=0`", [*train, *TINY, "trainer.max_epochs=0"]),
+        ("`trainer.limit_train_batches=0`", [*train, *TINY, "trainer.limit_train_batches=0"]),
+        ("`hydra.run.dir` under a file", ["seqsent.train", *TINY, f"hydra.run.dir={d / 'notes.ckpt'}/run"]),
         ("`trainer.accelerator=gpu` without a GPU", [*train, *TINY, "trainer.accelerator=gpu"]),
         ("a `ValueError` in your own module (keeps its traceback)", [*train, *TINY, "model._target_=toymod.Broken"]),
         ("output dir holds another run", ["seqsent.train", *TINY, f"hydra.run.dir={f['good']}"]),
         ("resume from a checkpoint that does not exist", [*train, *TINY, f"ckpt_path={d / 'missing.ckpt'}"]),
         ("resume from a truncated checkpoint", [*train, *TINY, f"ckpt_path={d / 'truncated.ckpt'}"]),
         ("resume with other model settings", [*train, *TINY, "model.hidden_size=16", f"ckpt_path={ckpt}"]),
+        ("resume with other data settings", [*train, *TINY, "data.split_seed=7", f"ckpt_path={ckpt}"]),
         (
             "resume a finished run",
             ["seqsent.train", *TINY, "trainer.max_epochs=1", f"hydra.run.dir={f['good']}", f"ckpt_path={ckpt}"],
@@ -118,8 +141,15 @@ def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]]]:
         ("checkpoint does not exist", ["seqsent.eval", f"ckpt_path={d / 'missing.ckpt'}"]),
         ("truncated checkpoint", ["seqsent.eval", f"ckpt_path={d / 'truncated.ckpt'}"]),
         ("file that is not a checkpoint", ["seqsent.eval", f"ckpt_path={d / 'notes.ckpt'}"]),
+        ("checkpoint that needs unsafe unpickling", ["seqsent.eval", f"ckpt_path={d / 'pickle.ckpt'}"]),
+        ("checkpoint with a garbled `max_len` (the string '200')", ["seqsent.eval", f"ckpt_path={d / 'garbled.ckpt'}"]),
+        (
+            "gradflow onto an existing `out=` file",
+            ["seqsent.gradflow", "hydra.run.dir=scratch_run", f"ckpt_path={ckpt}", f"out={d / 'figure.png'}"],
+        ),
         ("predict: empty string", ["seqsent.predict", f"ckpt_path={ckpt}", "text="]),
         ("predict: empty file", ["seqsent.predict", f"ckpt_path={ckpt}", f"file={d / 'empty.txt'}"]),
+        ("predict: `file=` is a directory", ["seqsent.predict", f"ckpt_path={ckpt}", f"file={d / 'reviews'}"]),
         ("predict: 1 MB review (works)", ["seqsent.predict", f"ckpt_path={ckpt}", f"file={d / 'mb.txt'}"]),
     ]
 
@@ -127,10 +157,11 @@ def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]]]:
 def message(proc: subprocess.CompletedProcess) -> list[str]:
     """What the user reads: seqsent's `error: ...` line; else the exception a traceback ends in; else
     Hydra's own message (without its hint about HYDRA_FULL_ERROR and its config search path); for a
-    command that works, the last line of its output."""
-    if not proc.returncode:
-        return (proc.stdout.strip().splitlines() or [""])[-1:]
+    command that works, its warnings (from the category on: `UserWarning: ...`), else the last line of its output."""
     lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    if not proc.returncode:
+        warnings = [line[match.start() :] for line in lines if (match := re.search(r"\w+Warning: ", line))]
+        return warnings or (proc.stdout.strip().splitlines() or [""])[-1:]
     errors = [line for line in lines if line.startswith("error: ")]
     if errors:
         return errors[-1:]

@@ -131,6 +131,9 @@ def test_the_catalogue_lists_every_case_and_nothing_was_overwritten() -> None:
     assert all(row[4] == "none" for row in rows)
     own = next(row for row in rows if "your own module" in row[0])  # not seqsent's check: it keeps its traceback
     assert own[1] == "1" and own[3] == "yes"
+    assert all(row[3] == "no" for row in rows if row is not own)
+    one_class = next(row for row in rows if "one class" in row[0])  # works, and says why it learns nothing
+    assert one_class[1] == "0" and "UserWarning: every training review" in one_class[2]
 
 
 def test_the_catalogue_replaces_only_the_lines_between_its_markers(tmp_path: Path) -> None:
