@@ -115,6 +115,18 @@ def test_gradflow_never_replaces_earlier_output(finished, tmp_path: Path, capsys
     assert taken.read_bytes() == b"an earlier figure" and not list((tmp_path / "fresh" / "run").iterdir())
 
 
+def test_gradflow_of_one_checkpoint_gets_a_new_directory(finished, tmp_path: Path) -> None:
+    """The documented `seqsent.gradflow ckpt_path=RUN/...` writes into a new run directory, not RUN."""
+    run, _ = finished
+    before = files_of(run)
+    args = ["data=synthetic", "data.n_train=240", "data.n_test=80", "num_reviews=16"]
+    out = tmp_path / "outputs"
+    ckpt = run / "checkpoints" / "last.ckpt"
+    proc = run_module("seqsent.gradflow", *args, f"ckpt_path={ckpt}", env={"SEQSENT_OUTPUT_DIR": str(out)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list(out.rglob("gradflow.json"))) == 1 and files_of(run) == before
+
+
 @pytest.mark.parametrize("limit", ["trainer.max_epochs=0", "trainer.limit_train_batches=0"])
 def test_limits_that_train_nothing_are_refused_before_training(tmp_path: Path, limit: str) -> None:
     proc = run_module("seqsent.train", *RUN, limit, f"hydra.run.dir={tmp_path / 'r'}")
