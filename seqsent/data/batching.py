@@ -36,8 +36,6 @@ class EncodedReviews(Dataset):
 
 def truncate(ids: np.ndarray, max_len: int, side: str) -> np.ndarray:
     """Keep the first (`post`) or the last (`pre`, the seed's choice) `max_len` tokens."""
-    if len(ids) <= max_len:
-        return ids
     return ids[-max_len:] if side == "pre" else ids[:max_len]
 
 
@@ -73,16 +71,12 @@ class Collator:
 class BucketBatchSampler(Sampler[list[int]]):
     """Seeded batches, by default of reviews of similar length (to cut padding).
 
-    Training (`shuffle=True`): a permutation seeded by (`seed`, epoch); with `bucket=True` it is cut
-    into pools of `pool_batches` batches, each pool sorted by length, and the batches shuffled;
-    with `bucket=False` the permutation is simply batched. Evaluation (`shuffle=False`): sorted by
-    length. `skip_batches(n)` makes the next iteration start at batch `n` (exact mid-epoch resume).
+    Training: a permutation seeded by (`seed`, epoch), batched; with `bucket` first cut into pools of
+    `pool_batches` batches, each sorted by length, and the batches shuffled. Evaluation: sorted by length.
 
-    With `num_replicas > 1` (DDP) every rank builds the same batch list (same `seed` and epoch) and
-    takes its share; all ranks get the same number of batches, and no example is repeated:
-    training keeps only full batches, dealt round robin, and drops the few left over (other ones
-    each epoch); evaluation cuts the length-sorted order into `num_replicas * k` near-equal
-    batches of at most `batch_size`, so every example is evaluated exactly once.
+    With `num_replicas > 1` (DDP) every rank builds the same batch list and takes its share, the same
+    number on every rank and no example twice: training deals out full batches only (the few left over
+    differ each epoch); evaluation uses `exact_shard`, so every example is evaluated exactly once.
     """
 
     def __init__(
@@ -116,9 +110,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     @property
     def sampler(self) -> BucketBatchSampler:
-        """Itself. Lightning's fit loop calls `set_epoch` on `dataloader.sampler` and on
-        `dataloader.batch_sampler.sampler`, never on the batch sampler; this is how it reaches us, so
-        each epoch gets its own order (without it every epoch replayed epoch 0's)."""
+        """Itself: Lightning calls `set_epoch` on `dataloader.batch_sampler.sampler`, never on the batch
+        sampler; this is how it reaches us, so each epoch gets its own order (not epoch 0's again)."""
         return self
 
     def _batches(self) -> list[np.ndarray]:
@@ -170,8 +163,6 @@ def exact_shard(order: np.ndarray, batch_size: int, num_replicas: int, rank: int
     """Rank `rank`'s batches of `order`, cut into a multiple of `num_replicas` near-equal batches of
     at most `batch_size` and dealt round robin: every example once, the same batch count on every
     rank (given at least `num_replicas` examples and `batch_size >= 2`)."""
-    if not 0 <= rank < num_replicas:
-        raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
     per_rank = max(1, -(-len(order) // (batch_size * num_replicas)))
     chunks = np.array_split(order, per_rank * num_replicas)
     return [chunk for chunk in chunks[rank::num_replicas] if len(chunk)]

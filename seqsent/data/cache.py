@@ -14,7 +14,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from seqsent.data.vocab import TOKENIZER_VERSION, encode, tokenizer_from_json, t
 from seqsent.errors import SeqsentError
 
 CACHE_FIX = "set data.cache_dir (or $SEQSENT_CACHE_DIR) to a writable directory"
+ARRAYS = ("ids", "offsets", "labels")  # an `EncodedSplit`'s fields, one `<split>.<name>.npy` file each
 
 
 def default_cache_dir() -> Path:
@@ -97,8 +98,12 @@ def prepare(
 ) -> Prepared:
     """Load the cached entry for these settings, building it first when absent."""
     raw = None
-    fingerprints = _cheap_fingerprints(path, splits)
-    if fingerprints is None:  # Hub ids: the fingerprint needs the loaded dataset
+    # the parquet files `load_splits` would read are fingerprinted without reading them; anything else
+    # (an aclImdb tree, a Hub id, ambiguous files) is loaded first
+    files = parquet_files(Path(path).expanduser(), splits)
+    if files is not None and all(len(matches) == 1 for matches in files.values()):
+        fingerprints = {split: file_fingerprint(matches[0]) for split, matches in files.items()}
+    else:
         raw = load_splits(path, splits)
         fingerprints = {s: raw[s].fingerprint for s in splits}
     settings = {
@@ -130,48 +135,30 @@ def prepare(
         tok = train_tokenizer([texts[i] for i in train_idx], vocab_size, min_frequency, punctuation)
     else:
         tok = tokenizer_from_json(tokenizer_json)
-    encoded = {}
-    for split in splits:
-        ids, offsets = encode(tok, raw[split].texts)
-        encoded[split] = EncodedSplit(ids=ids, offsets=offsets, labels=raw[split].labels)
+    encoded = {split: EncodedSplit(*encode(tok, raw[split].texts), raw[split].labels) for split in splits}
     _write_entry(entry, tok.to_str(), encoded, settings)
     return Prepared(tok.to_str(), encoded, directory=entry, built=True)
 
 
-def _cheap_fingerprints(path: str, splits: tuple[str, ...]) -> dict[str, str] | None:
-    """Fingerprints of the local parquet files `load_splits` would read, without reading them; None
-    when it would read something else (an aclImdb tree, the Hub) or the files are ambiguous."""
-    files = parquet_files(Path(path).expanduser(), splits)
-    if files is None or any(len(matches) != 1 for matches in files.values()):
-        return None
-    return {split: file_fingerprint(matches[0]) for split, matches in files.items()}
-
-
 def _write_entry(entry: Path, tokenizer_json: str, encoded: dict[str, EncodedSplit], settings: dict) -> None:
+    """Write the entry into a temporary directory, then rename it to `entry` (readers see all of it or nothing)."""
     tmp = entry.parent / f".{entry.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         with cache_writes(entry):
-            _write_files(tmp, entry, tokenizer_json, encoded, settings)
+            tmp.mkdir(parents=True)
+            (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+            for split, enc in encoded.items():
+                for name in ARRAYS:
+                    np.save(tmp / f"{split}.{name}.npy", getattr(enc, name))
+            meta = {"settings": settings, "splits": {s: len(e) for s, e in encoded.items()}}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            try:
+                os.rename(tmp, entry)
+            except OSError:  # another process finished first; its entry is identical
+                if not (entry / "meta.json").is_file():
+                    raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _write_files(tmp: Path, entry: Path, tokenizer_json: str, encoded: dict[str, EncodedSplit], settings: dict) -> None:
-    """Write the entry into `tmp`, then rename it to `entry` (atomic: readers see all of it or nothing)."""
-    tmp.mkdir(parents=True)
-    (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
-    for split, enc in encoded.items():
-        np.save(tmp / f"{split}.ids.npy", enc.ids)
-        np.save(tmp / f"{split}.offsets.npy", enc.offsets)
-        np.save(tmp / f"{split}.labels.npy", enc.labels)
-    meta = {"settings": settings, "splits": {s: len(e) for s, e in encoded.items()}}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    try:
-        os.rename(tmp, entry)
-    except OSError:  # another process finished first; its entry is identical
-        if not (entry / "meta.json").is_file():
-            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _read_entry(entry: Path, splits: tuple[str, ...]) -> tuple[str, dict[str, EncodedSplit]]:
@@ -180,11 +167,7 @@ def _read_entry(entry: Path, splits: tuple[str, ...]) -> tuple[str, dict[str, En
     sizes = json.loads((entry / "meta.json").read_text(encoding="utf-8"))["splits"]
     out = {}
     for split in splits:
-        enc = EncodedSplit(
-            ids=np.load(entry / f"{split}.ids.npy", allow_pickle=False),
-            offsets=np.load(entry / f"{split}.offsets.npy", allow_pickle=False),
-            labels=np.load(entry / f"{split}.labels.npy", allow_pickle=False),
-        )
+        enc = EncodedSplit(*(np.load(entry / f"{split}.{name}.npy", allow_pickle=False) for name in ARRAYS))
         if not (len(enc) == sizes[split] == len(enc.offsets) - 1 and enc.offsets[-1] == len(enc.ids)):
             raise ValueError(f"{split} holds {len(enc)} reviews and {len(enc.ids)} ids, meta.json {sizes[split]}")
         out[split] = enc
@@ -194,8 +177,6 @@ def _read_entry(entry: Path, splits: tuple[str, ...]) -> tuple[str, dict[str, En
 def _discard(entry: Path) -> None:
     """Move a damaged entry out of the way (renamed first, so no reader sees it half deleted)."""
     aside = entry.parent / f".{entry.name}.damaged-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
+    with suppress(OSError):  # another process moved or rebuilt it already: nothing to delete
         os.rename(entry, aside)
-    except OSError:  # another process moved or rebuilt it already
-        return
     shutil.rmtree(aside, ignore_errors=True)

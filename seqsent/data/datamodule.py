@@ -108,7 +108,6 @@ class IMDBDataModule(L.LightningDataModule):
             return
         start = time.perf_counter()
         self.data = self._prepare()
-        self.prep_seconds = time.perf_counter() - start + PREP_TIMES.pop(id(self), 0.0)
         self.tokenizer_json = self.data.tokenizer_json
         train = self.data.splits["train"]
         train_idx, val_idx = split_indices(len(train), self.val_fraction, self.split_seed)
@@ -117,15 +116,19 @@ class IMDBDataModule(L.LightningDataModule):
                 f"{len(train)} training reviews cannot be split with data.val_fraction={self.val_fraction}: "
                 "use more reviews or another fraction"
             )
-        _warn_if_one_class(train.labels[train_idx], self.path)
+        classes = np.unique(train.labels[train_idx]).tolist()
+        if len(classes) == 1:  # warned once, on rank zero
+            rank_zero_warn(
+                f"every training review of {self.path} has label {classes[0]}: the model cannot learn to tell the "
+                "classes apart; check the data's label column"
+            )
         self.train_set = EncodedReviews(train.ids, train.offsets, train.labels, train_idx)
         self.val_set = EncodedReviews(train.ids, train.offsets, train.labels, val_idx)
         test = self.data.splits["test"]
         self.test_set = EncodedReviews(test.ids, test.offsets, test.labels)
         if self.soft_labels:
-            soft_start = time.perf_counter()
             self.train_set = self._with_soft_labels(train_idx, val_idx)
-            self.prep_seconds += time.perf_counter() - soft_start
+        self.prep_seconds = time.perf_counter() - start + PREP_TIMES.pop(id(self), 0.0)
 
     def _with_soft_labels(self, train_idx: np.ndarray, val_idx: np.ndarray) -> EncodedReviews:
         """The gold training reviews plus the soft-labeled ones (targets: their probabilities),
@@ -177,51 +180,42 @@ class IMDBDataModule(L.LightningDataModule):
     def collator(self) -> Collator:
         return Collator(self.max_len, self.padding, self.truncation, self.fixed_length)
 
-    def _truncated_lengths(self, dataset: EncodedReviews):
-        return dataset.lengths().clip(max=self.max_len)
-
     def _loader(self, dataset: EncodedReviews, train: bool) -> DataLoader:
-        pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
-        common = {
-            "collate_fn": self.collator,
-            "num_workers": self.num_workers,
-            "pin_memory": pin,
-            "persistent_workers": self.num_workers > 0,
-        }
+        context = None
         if self.num_workers > 0:
             # explicit "fork" where it exists: also right inside joblib/loky sweep workers, whose
             # default context cannot start DataLoader workers
             fork = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-            common["multiprocessing_context"] = self.worker_start_method or fork
-        batch_size = self.batch_size if train else self.eval_batch_size
+            context = self.worker_start_method or fork
         # the run's global seed (torch.initial_seed after seed_everything), not the RNG's position:
         # the same order on a resumed run, and on every DDP rank (each runs seed_everything)
         seed = torch.initial_seed() % (2**31)
-        replicas, rank = self._shard()
+        # under DDP one shard per process (`batch_size` is per process): the sampler shards itself, so
+        # Lightning must not put a DistributedSampler in (`use_distributed_sampler: false`; it refuses one)
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = BucketBatchSampler(
-            self._truncated_lengths(dataset),
-            batch_size,
+            dataset.lengths().clip(max=self.max_len),
+            self.batch_size if train else self.eval_batch_size,
             shuffle=train,
             seed=seed,
             bucket=self.bucket or not train,
             num_replicas=replicas,
             rank=rank,
         )
-        # its own generator: making an iterator draws a worker base seed from it, not from the global
-        # torch RNG, so the global stream (dropout masks) does not depend on when Lightning makes the
-        # iterators (a run resumed from an epoch's end makes its first one earlier than the original)
-        generator = torch.Generator().manual_seed(seed)
-        return DataLoader(dataset, batch_sampler=sampler, generator=generator, **common)
-
-    def _shard(self) -> tuple[int, int]:
-        """(number of shards, this process's shard): the trainer's (world size, global rank) under
-        DDP, else (1, 0). `batch_size` is per process. Our batch sampler shards itself, so
-        Lightning must not put a DistributedSampler in (`use_distributed_sampler: false`; the
-        sampler refuses one)."""
-        trainer = self.trainer
-        if trainer is None or trainer.world_size <= 1:
-            return 1, 0
-        return trainer.world_size, trainer.global_rank
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=self.collator,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available() if self.pin_memory is None else self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            multiprocessing_context=context,
+            # its own generator: making an iterator draws a worker base seed from it, not from the global
+            # torch RNG, so the global stream (dropout masks) does not depend on when Lightning makes the
+            # iterators (a run resumed from an epoch's end makes its first one earlier than the original)
+            generator=torch.Generator().manual_seed(seed),
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
@@ -265,13 +259,3 @@ class IMDBDataModule(L.LightningDataModule):
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise SeqsentError(message)
-
-
-def _warn_if_one_class(labels: np.ndarray, path: str) -> None:
-    """Warn (once, on rank zero) when the training part holds one class only: a model learns nothing from it."""
-    classes = np.unique(labels).tolist()
-    if len(classes) == 1:
-        rank_zero_warn(
-            f"every training review of {path} has label {classes[0]}: the model cannot learn to tell the "
-            "classes apart; check the data's label column"
-        )

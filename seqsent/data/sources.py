@@ -20,7 +20,6 @@ from seqsent.errors import SeqsentError
 
 DEFAULT_HUB_ID = "stanfordnlp/imdb"
 ENV_DIR = "SEQSENT_IMDB_DIR"
-LABELED_SPLITS = ("train", "test")
 
 
 def fix_hint(option: str = "data.path") -> str:
@@ -45,16 +44,11 @@ def default_path() -> str:
 
 def load_splits(path: str, splits: tuple[str, ...] = ("train", "test"), option: str = "data.path") -> dict[str, Split]:
     """Load the named splits from `path` (local directory or Hub id); errors name `option` as the fix."""
-    local = Path(path).expanduser()
-    if local.exists() or not _looks_like_hub_id(path):
+    local, parts = Path(path).expanduser(), path.split("/")
+    hub_id = len(parts) == 2 and all(parts) and not path.startswith((".", "~"))  # owner/name, not a directory
+    if local.exists() or not hub_id:
         return _load_local(local, splits, option)
     return _load_hub(path, splits, option)
-
-
-def _looks_like_hub_id(path: str) -> bool:
-    """`owner/name` with no leading `.`, `/` or `~`: a Hub dataset id rather than a directory."""
-    parts = path.split("/")
-    return len(parts) == 2 and all(parts) and not path.startswith((".", "~"))
 
 
 def parquet_files(root: Path, splits: tuple[str, ...]) -> dict[str, list[Path]] | None:
@@ -124,7 +118,14 @@ def _to_split(ds: datasets.Dataset, origin: str, split: str, fingerprint: str | 
     if len(ds) == 0:
         raise SeqsentError(f"{origin} holds no reviews: the {split} split must not be empty")
     columns = ds.with_format("arrow")  # whole columns at once: iterating rows formats each one
-    texts = _texts(columns["text"], origin)
+    text = columns["text"]
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        raise SeqsentError(
+            f"column 'text' of {origin} holds {text.type}, not text: IMDB files need the reviews as strings"
+        )
+    texts = [t if isinstance(t, str) else "" for t in text.to_pylist()]  # a missing review becomes ""
+    if not any(texts):
+        raise SeqsentError(f"column 'text' of {origin} is empty or null in every row: it must hold the reviews")
     labels = _labels(columns["label"], origin, split)
     if fingerprint is None:
         digest = hashlib.sha256()
@@ -132,18 +133,6 @@ def _to_split(ds: datasets.Dataset, origin: str, split: str, fingerprint: str | 
             digest.update(text.encode("utf-8", errors="surrogatepass") + b"\0")
         fingerprint = f"{origin}:{digest.hexdigest()}:{hashlib.sha256(labels.tobytes()).hexdigest()}"
     return Split(texts=texts, labels=labels, origin=origin, fingerprint=fingerprint)
-
-
-def _texts(column: pa.ChunkedArray, origin: str) -> list[str]:
-    """The reviews of a `text` column (a missing one becomes ""); a one-line error unless it holds text."""
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        raise SeqsentError(
-            f"column 'text' of {origin} holds {column.type}, not text: IMDB files need the reviews as strings"
-        )
-    texts = [t if isinstance(t, str) else "" for t in column.to_pylist()]
-    if not any(texts):
-        raise SeqsentError(f"column 'text' of {origin} is empty or null in every row: it must hold the reviews")
-    return texts
 
 
 def _labels(column: pa.ChunkedArray, origin: str, split: str) -> np.ndarray:
@@ -195,9 +184,7 @@ def _load_acl_split(acl: Path, split: str) -> Split:
             digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     if not texts:
         raise SeqsentError(f"{base} holds no .txt reviews: the {split} split must not be empty")
-    return Split(
-        texts=texts, labels=np.asarray(labels, dtype=np.int64), origin=str(base), fingerprint=digest.hexdigest()
-    )
+    return Split(texts, np.asarray(labels, dtype=np.int64), origin=str(base), fingerprint=digest.hexdigest())
 
 
 def _review_order(file: Path) -> tuple[int, str]:
@@ -220,13 +207,10 @@ def _load_hub(hub_id: str, splits: tuple[str, ...], option: str) -> dict[str, Sp
     return out
 
 
-def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    """Fail fast instead of waiting out `datasets`' retries when there is no route to the Hub."""
+def _hub_reachable(host: str = "huggingface.co") -> bool:
+    """Fail fast instead of waiting out `datasets`' retries when the Hub's name does not resolve."""
     try:
-        socket.setdefaulttimeout(timeout)
-        socket.getaddrinfo(host, 443)
-        return True
+        socket.getaddrinfo(host, 443)  # a lookup: socket timeouts do not apply to it
     except OSError:
         return False
-    finally:
-        socket.setdefaulttimeout(None)
+    return True
