@@ -34,9 +34,7 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:
-    """The Trainer from `cfg.trainer` plus callbacks and loggers (no logger: `logger=False`); a
-    setting Lightning rejects (`trainer.devices=0`, a GPU where none is, an unknown strategy) is a
-    one-line `SeqsentError`."""
+    """The Trainer from `cfg.trainer` plus callbacks and loggers; a setting Lightning rejects is a `SeqsentError`."""
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
     check_types(L.Trainer.__init__, {k: v for k, v in trainer_args.items() if not k.startswith("_")}, "trainer.")
     clip = trainer_args.get("gradient_clip_val")
@@ -70,8 +68,7 @@ def trainer_fix(reason: str) -> str:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether oneDNN has native bf16 instructions on this CPU (x86 AVX512-BF16 or AMX, Arm BF16);
-    True where this torch cannot tell (no `torch.cpu.get_capabilities`), so there is no warning on a guess."""
+    """Whether oneDNN has native bf16 instructions on this CPU; True where this torch cannot tell."""
     if not hasattr(torch.cpu, "get_capabilities"):
         return True
     caps = torch.cpu.get_capabilities()
@@ -79,9 +76,8 @@ def cpu_has_bf16() -> bool:
 
 
 class AtFirstTrainingBatch(Callback):
-    """Run `action` once, at the first training batch, on the global-zero process: what a run
-    refused or failing before it trains (bad data, a resume that cannot continue) must not leave
-    behind, such as its TensorBoard HPARAMS record or a resumed run's command record."""
+    """Run `action` once, at the first training batch, on the global-zero process: what a run refused
+    or failing before it trains must not leave behind (its HPARAMS record, a resumed run's command record)."""
 
     def __init__(self, action: Callable[[], None]) -> None:
         self.action, self.done = action, False
@@ -93,10 +89,8 @@ class AtFirstTrainingBatch(Callback):
 
 
 def log_hparams(loggers: list[Logger], cfg: DictConfig) -> None:
-    """Log the whole resolved config once. TensorBoard gets only the HPARAMS session record: no
-    experiment record, so its HPARAMS tab derives the columns from all runs' sessions and marks the
-    values that differ between them, and no placeholder metric values (the tab shows the run's own
-    scalars, `val/acc_best`, `test/acc`, ...)."""
+    """Log the whole resolved config once. TensorBoard gets only the HPARAMS session record (no experiment
+    record: its HPARAMS tab then takes the columns from all runs' sessions; no placeholder metrics)."""
     params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
     params = {k: _short(v) for k, v in params.items() if not k.endswith("_target_") and not k.startswith(NOT_HPARAMS)}
     for logger in loggers:
@@ -114,16 +108,12 @@ def _short(value: Any, limit: int = 500) -> Any:
 
 
 def tensorboard_dir(loggers: list[Logger]) -> Path | None:
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            return Path(logger.log_dir)
-    return None
+    return next((Path(lg.log_dir) for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
 
 
 def checkpoint_datamodule(data_cfg: DictConfig, model: L.LightningModule, ckpt_path: str) -> L.LightningDataModule:
-    """`data_cfg` instantiated with the checkpoint's own vocabulary, max_len, padding and truncation,
-    and its validation split (fraction and seed; checkpoints from before 2026-11-26 lack them, and
-    `data_cfg`'s are used), so `val` means the reviews the run validated on, not training reviews."""
+    """`data_cfg` with the checkpoint's own preprocessing and validation split (older checkpoints lack
+    the split: `data_cfg`'s is used), so `val` means the reviews the run validated on."""
     prep = preprocessing_of(model, ckpt_path)
     keys = ("tokenizer_json", "max_len", "padding", "truncation", "val_fraction", "split_seed")
     return instantiate(data_cfg, **{k: prep[k] for k in keys if k in prep})

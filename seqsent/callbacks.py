@@ -74,9 +74,8 @@ class LineProgressBar(ProgressBar):
 
 
 class EpochTimer(Callback):
-    """Wall seconds of each training epoch, logged as `time/epoch_seconds`: from its start (or from a
-    resume mid-way, where Lightning skips the epoch start) to its end, less the time from each
-    validation's start to the next training batch (validation and the checkpoints saved after it)."""
+    """Wall seconds of each training epoch (from its start, or a resume mid-way), logged as
+    `time/epoch_seconds`, less each validation and the checkpoints saved after it."""
 
     def __init__(self) -> None:
         self.epoch_seconds: list[float] = []
@@ -117,21 +116,15 @@ class EpochTimer(Callback):
 
 
 class EMAWeights(EMAWeightAveraging):
-    """Lightning's `EMAWeightAveraging`, whose averaged weights are also the ones tested.
-
-    Validation and saved checkpoints (`state_dict`) hold the averaged weights; the raw ones travel
-    in the checkpoint for resuming. Lightning's callback loads those raw weights whenever a
-    checkpoint is loaded after `fit` began, so `trainer.test(ckpt_path="best")` in the same run
-    would test the raw weights of a checkpoint chosen on the averaged ones. Here only resuming a
-    fit restores them; testing, validating and predicting keep the averaged `state_dict`.
-    """
+    """Lightning's `EMAWeightAveraging`, whose averaged weights are also the ones tested: Lightning's
+    callback loads a checkpoint's raw weights whenever one is loaded after `fit` began (so `trainer.test(
+    ckpt_path="best")` would test raw weights); here only resuming a fit restores them."""
 
     _raw_at_end: dict[str, Any] | None = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Lightning's callback copies the average into the module here; a checkpoint saved after this
-        # (ModelCheckpoint's own `on_train_end` writes `last.ckpt` when it has not saved during this
-        # fit) would then carry the average as the raw weights, and resuming it would not be exact.
+        # Lightning's callback copies the average into the module here; a `last.ckpt` saved after this
+        # would carry the average as the raw weights, and resuming it would not be exact.
         self._raw_at_end = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         super().on_train_end(trainer, pl_module)
 

@@ -33,14 +33,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise SeqsentError(f"checkpoint {missing(path)}: pass ckpt_path=<run dir>/checkpoints/<name>.ckpt")
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights only" not in str(err).lower():
-            raise SeqsentError(f"{file} is not a readable checkpoint ({_first_sentence(err)}): {FIX}") from None
-        raise SeqsentError(
-            f"{file} is not a safe seqsent checkpoint: it needs Python's unrestricted unpickling, which can run "
-            f"code, so it was not loaded: {FIX}"
-        ) from None
     except Exception as err:
+        if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
+            raise SeqsentError(
+                f"{file} is not a safe seqsent checkpoint: it needs Python's unrestricted unpickling, which can run "
+                f"code, so it was not loaded: {FIX}"
+            ) from None
         raise SeqsentError(f"{file} is not a readable checkpoint ({_first_sentence(err)}): {FIX}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise SeqsentError(f"{file} is not a seqsent checkpoint (no state_dict/hyper_parameters): {FIX}")
@@ -86,8 +84,7 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def check_preprocessing(prep: Any, path: str | Path) -> None:
-    """A one-line error when a checkpoint's `seqsent_preprocessing` is not what seqsent writes: a
-    mapping with a tokenizer JSON, a positive `max_len` and the padding and truncation sides."""
+    """A one-line error when a checkpoint's `seqsent_preprocessing` is not what seqsent writes."""
     checks = {
         "tokenizer_json": lambda v: isinstance(v, str) and _is_tokenizer(v),
         "max_len": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,

@@ -32,10 +32,8 @@ TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", s
 
 
 def check_types(fn: Callable[..., Any], values: Mapping[str, Any], prefix: str = "") -> None:
-    """Raise `SettingError` for the first of `values` that does not fit the type hint of `fn`'s
-    parameter of that name, e.g. `check_types(Cls.__init__, locals(), "model.")` first thing in a
-    constructor. Only plain hints are checked (bool, int, float, str, None and unions of them; a
-    float takes whole numbers); `prefix` is the config section the message names."""
+    """Raise `SettingError` for the first of `values` that does not fit the plain type hint (bool, int,
+    float, str, None or a union of them) of `fn`'s parameter of that name; `prefix` is the config section."""
     hints = typing.get_type_hints(fn)
     for name, value in values.items():
         hint = hints.get(name)
@@ -55,22 +53,11 @@ def _fits(value: Any, hint: type) -> bool:
     return isinstance(value, {int: numbers.Integral, float: numbers.Real}.get(hint, hint))  # numpy numbers too
 
 
-def report_job_errors(fn: F) -> F:
-    """`report_errors` for Hydra task functions: also records `error.txt` and lets multiruns go on."""
-    return report_errors(fn, hydra_job=True)
-
-
 def report_errors(fn: F, hydra_job: bool = False) -> F:
-    """Turn `SeqsentError` (also when raised in a constructor Hydra called) into `error: ...` and
-    exit code 2. Any other error keeps its traceback: one raised inside a constructor Hydra called
-    (which Hydra would report without it) is printed in full, exit code 1.
-
-    Set `HYDRA_FULL_ERROR=1` to see the traceback of a `SeqsentError` too.
-
-    With `hydra_job` (see `report_job_errors`) the reason also goes to `<run dir>/error.txt`, and in
-    a multirun the error is re-raised instead of exiting, so Hydra marks this job failed and runs
-    the others.
-    """
+    """Turn `SeqsentError` (also one raised in a constructor Hydra called) into `error: ...` and exit
+    code 2 (`HYDRA_FULL_ERROR=1` shows its traceback); any other error keeps its traceback (exit code 1).
+    With `hydra_job` the reason also goes to `<run dir>/error.txt`, and in a multirun the error is
+    re-raised, so Hydra marks this job failed and runs the others."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -90,6 +77,10 @@ def report_errors(fn: F, hydra_job: bool = False) -> F:
             raise
 
     return wrapper  # type: ignore[return-value]
+
+
+# for Hydra task functions: also records `error.txt` and lets multiruns go on
+report_job_errors = functools.partial(report_errors, hydra_job=True)
 
 
 def _seqsent_error(err: BaseException) -> SeqsentError | None:

@@ -19,20 +19,9 @@ from seqsent.builders import build_trainer, checkpoint_datamodule
 from seqsent.callbacks import progress_bar
 from seqsent.checkpoint import load_classifier
 from seqsent.errors import SeqsentError, check_types, report_errors, report_job_errors
-from seqsent.utils import config_dir, quiet_lightning, register_resolvers, run_markers, write_json, write_record
+from seqsent.utils import check_run_dir_free, config_dir, quiet_lightning, register_resolvers, write_json, write_record
 
 register_resolvers()
-
-
-def check_eval_dir(run_dir: Path) -> None:
-    """Refuse to evaluate into a directory holding a run or an earlier evaluation (nothing of
-    theirs is overwritten)."""
-    found = run_markers(run_dir)
-    if found:
-        raise SeqsentError(
-            f"output directory {run_dir} already holds a run or evaluation ({', '.join(found)}): leave "
-            "hydra.run.dir unset (each evaluation gets a new directory) or choose an empty one"
-        )
 
 
 @report_job_errors
@@ -41,7 +30,8 @@ def evaluate(cfg: DictConfig) -> dict:
     keep_freed_memory()
     check_types(L.seed_everything, {"seed": cfg.seed})
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    check_eval_dir(run_dir)
+    fix = "leave hydra.run.dir unset (each evaluation gets a new directory) or choose an empty one"
+    check_run_dir_free(run_dir, "evaluation", fix)
     write_record(cfg)
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise SeqsentError(f"no checkpoint given: {USAGE}")
@@ -67,8 +57,7 @@ USAGE = "python -m seqsent.eval ckpt_path=RUN/checkpoints/last.ckpt"
 
 
 def check_ckpt_given(argv: list[str]) -> None:
-    """The checkpoint is the one setting eval has no default for: say so before Hydra makes a run
-    directory (its own message is a traceback)."""
+    """Say that the checkpoint (eval's one setting without a default) is missing before Hydra does (a traceback)."""
     if any(a.startswith(("-h", "--help", "--cfg", "-c", "--info", "--hydra-help")) for a in argv):
         return
     if not any(a.lstrip("+").startswith("ckpt_path=") for a in argv):

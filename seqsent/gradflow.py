@@ -25,13 +25,12 @@ from omegaconf import DictConfig
 from seqsent.allocator import keep_freed_memory
 from seqsent.builders import checkpoint_datamodule
 from seqsent.checkpoint import load_classifier
-from seqsent.data import IMDBDataModule
 from seqsent.diagnostics import GradFlow, gradient_flow_over, plot_gradient_flow
 from seqsent.errors import SeqsentError, report_errors
-from seqsent.models import SequenceClassifier
 from seqsent.utils import (
     RUN_MARKERS,
     check_new_output,
+    check_run_dir_free,
     config_dir,
     output_error,
     register_resolvers,
@@ -55,7 +54,9 @@ def gradflow(cfg: DictConfig) -> dict:
     device = torch.device(cfg.device)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     out = Path(cfg.out).expanduser()
-    check_outputs(run_dir, out)
+    fix = "leave hydra.run.dir out (each gradflow gets a new directory) or choose a new one"
+    check_run_dir_free(run_dir, "gradflow output", fix, (*RUN_MARKERS, NUMBERS))
+    check_new_output(out, "out=")
     write_record(cfg)
     L.seed_everything(cfg.seed)
     flows: dict[str, GradFlow] = {}
@@ -63,7 +64,9 @@ def gradflow(cfg: DictConfig) -> dict:
     for k, path in enumerate(paths):
         model = load_classifier(path, map_location=device)
         label = labels[k] if labels else f"{model.hparams.cell} ({Path(path).resolve().parent.parent.name})"
-        datamodule = _datamodule(cfg, model, path)
+        datamodule = checkpoint_datamodule(cfg.data, model, path)  # the checkpoint's vocabulary and padding
+        datamodule.prepare_data()
+        datamodule.setup("fit" if cfg.split == "val" else "test")
         dataset, collate = datamodule.val_set if cfg.split == "val" else datamodule.test_set, datamodule.collator
         n = min(cfg.num_reviews, len(dataset))
         batches = (
@@ -87,18 +90,6 @@ def gradflow(cfg: DictConfig) -> dict:
     return report
 
 
-def check_outputs(run_dir: Path, out: Path) -> None:
-    """Refuse, before any work, a run directory that holds a run or earlier gradflow output, and an
-    `out=` figure that exists: nothing written before is replaced."""
-    found = [m for m in (*RUN_MARKERS, NUMBERS) if (run_dir / m).exists()]
-    if found:
-        raise SeqsentError(
-            f"output directory {run_dir} already holds a run or gradflow output ({', '.join(found)}): leave "
-            "hydra.run.dir out (each gradflow gets a new directory) or choose a new one"
-        )
-    check_new_output(out, "out=")
-
-
 def _check_args(cfg: DictConfig, paths: list[str], labels: list[str]) -> None:
     usage = "python -m seqsent.gradflow ckpt_path=RUN/checkpoints/last.ckpt (or ckpt_paths=[a,b] labels=[A,B])"
     if not paths:
@@ -113,14 +104,6 @@ def _check_args(cfg: DictConfig, paths: list[str], labels: list[str]) -> None:
         raise SeqsentError(f"num_reviews={cfg.num_reviews}, batch_size={cfg.batch_size}: use whole numbers >= 1")
     if str(cfg.device).startswith("cuda") and not torch.cuda.is_available():
         raise SeqsentError("device=cuda but no CUDA GPU is available: use device=cpu")
-
-
-def _datamodule(cfg: DictConfig, model: SequenceClassifier, path: str) -> IMDBDataModule:
-    """`cfg.data`, set up with the checkpoint's vocabulary, max_len and padding."""
-    datamodule = checkpoint_datamodule(cfg.data, model, path)
-    datamodule.prepare_data()
-    datamodule.setup("fit" if cfg.split == "val" else "test")
-    return datamodule
 
 
 def _describe(flow: GradFlow, path: str, cell: str) -> dict:
@@ -145,13 +128,9 @@ def _summary_line(flow: GradFlow) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="gradflow")
-def _hydra_main(cfg: DictConfig) -> None:
-    gradflow(cfg)
-
-
-def main() -> None:
+def main(cfg: DictConfig) -> None:
     """Console entry point: Hydra's command line (`--help`; Hydra names unknown keys and options)."""
-    _hydra_main()
+    gradflow(cfg)
 
 
 if __name__ == "__main__":

@@ -42,16 +42,22 @@ RUN_MARKERS = ("metrics.json", "checkpoints", "tensorboard")  # what a training 
 RECORD = ".hydra"  # the command record of a run: Hydra's layout, written by seqsent (`write_record`)
 
 
-def run_markers(run_dir: Path) -> list[str]:
-    """The `RUN_MARKERS` present in `run_dir`: what says it already holds a run or an evaluation."""
-    return [m for m in RUN_MARKERS if (run_dir / m).exists()]
+def run_markers(run_dir: Path, markers: tuple[str, ...] = RUN_MARKERS) -> list[str]:
+    """The `markers` present in `run_dir`: what says it already holds a run or an evaluation."""
+    return [m for m in markers if (run_dir / m).exists()]
+
+
+def check_run_dir_free(run_dir: Path, held: str, fix: str, markers: tuple[str, ...] = RUN_MARKERS) -> None:
+    """Refuse, before any work, a run directory holding a run or an earlier `held` output (nothing is replaced)."""
+    found = run_markers(run_dir, markers)
+    if found:
+        raise SeqsentError(f"output directory {run_dir} already holds a run or {held} ({', '.join(found)}): {fix}")
 
 
 def write_record(cfg: DictConfig, resumed: bool = False) -> None:
-    """Hydra's record of this job (`config.yaml`, `hydra.yaml`, `overrides.yaml`) in the run dir's
-    `.hydra/`; for a run resumed in place, in `.hydra/resume-<n>/` beside the run's own record.
-    `hydra.output_subdir` is null, so Hydra writes none itself: the entry points call this once they
-    accepted the job, and a command refused for its directory leaves that directory as it was."""
+    """Hydra's record of this job in the run dir's `.hydra/` (a run resumed in place: `.hydra/resume-<n>/`).
+    `hydra.output_subdir` is null: the entry points call this once they accepted the job, so a command
+    refused for its directory leaves that directory as it was."""
     hydra_cfg = HydraConfig.get()
     record = Path(hydra_cfg.runtime.output_dir) / RECORD
     if resumed and record.is_dir():
@@ -96,9 +102,8 @@ def output_error(path: str | os.PathLike[str], err: OSError, setting: str) -> Se
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, setting: str = "output directory") -> None:
-    """Write `text` to `path` through a temporary file and a rename (never half-written), readable
-    as the user's umask allows; a write that fails is a one-line error (`output_error`) naming
-    `setting`, and leaves an earlier file at `path` as it was."""
+    """Write `text` to `path` through a temporary file and a rename (never half-written); a failed
+    write is a one-line `output_error` naming `setting` and leaves an earlier file at `path` as it was."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +112,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, setting: str = "o
         raise output_error(path, err, setting) from err
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp makes it 0600
+            umask = os.umask(0o022)  # the umask is read by setting it: put it back at once
+            os.umask(umask)
+            os.fchmod(fh.fileno(), 0o666 & ~umask)  # mkstemp makes it 0600
             fh.write(text)
         os.replace(tmp, path)
     except BaseException as err:
@@ -115,12 +122,6 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, setting: str = "o
         if isinstance(err, OSError):
             raise output_error(path, err, setting) from err
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # the umask is read by setting it: put it back at once
-    os.umask(mask)
-    return mask
 
 
 def write_json(path: str | os.PathLike[str], data: Mapping[str, Any], setting: str = "output directory") -> None:
@@ -143,9 +144,7 @@ def _finite(value: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
