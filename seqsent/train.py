@@ -141,7 +141,7 @@ def trains_longer(max_epochs: int | None, max_steps: int | None, ended: dict) ->
     """Whether these limits are beyond those a finished run ended under (-1 or null: no limit)."""
 
     def limit(value: object) -> float:
-        return float("inf") if value is None or not isinstance(value, int) or value < 0 else value
+        return value if isinstance(value, int) and value >= 0 else float("inf")
 
     return limit(max_epochs) > limit(ended.get("max_epochs")) or limit(max_steps) > limit(ended.get("max_steps"))
 
