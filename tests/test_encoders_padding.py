@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from seqsent.data import IMDBDataModule
-from seqsent.models import RecurrentEncoder
+from seqsent.models.encoders import RecurrentEncoder
 
 CONFIGS = [
     (cell, layers, bi, pooling)
@@ -45,8 +45,8 @@ def test_summaries_of_a_padded_batch_equal_each_row_alone(cell: str, layers: int
 
 @pytest.mark.parametrize("side", ["pre", "post"])
 def test_a_datamodule_batch_goes_straight_in(imdb_dir, side: str) -> None:
-    """The use in one's own code: embed a DataModule batch and pass it on with the data's padding
-    side; "pre", the DataModule's default, is the encoder's default too."""
+    """The use in one's own code: embed a DataModule batch and pass it on with the data's padding side
+    (the encoder's default is "post", left-aligned inputs; a DataModule's is "pre")."""
     torch.manual_seed(0)
     dm = IMDBDataModule(path=str(imdb_dir), vocab_size=100, max_len=40, padding=side, batch_size=16)
     dm.setup("fit")
@@ -55,8 +55,7 @@ def test_a_datamodule_batch_goes_straight_in(imdb_dir, side: str) -> None:
     assert (lengths < tokens.size(1)).any()  # some rows are padded
     embed, enc = nn.Embedding(100, 6), RecurrentEncoder("lstm", 6, 5, bidirectional=True, pooling="mean")
     with torch.no_grad():
-        args = {} if side == "pre" else {"padding": dm.padding}
-        summary = enc(embed(tokens), lengths, **args)
+        summary = enc(embed(tokens), lengths, padding=dm.padding)
         for row, n, got in zip(tokens, lengths.tolist(), summary):
             valid = row[-n:] if side == "pre" else row[:n]
             alone = enc(embed(valid).unsqueeze(0), torch.tensor([n]), padding=side)[0]
@@ -67,3 +66,12 @@ def test_an_unknown_padding_side_is_refused() -> None:
     enc = RecurrentEncoder("gru", 3, 2)
     with pytest.raises(ValueError, match="padding='left': use one of"):
         enc(torch.randn(1, 2, 3), torch.tensor([2]), padding="left")
+
+
+def test_the_default_padding_side_is_post_the_encoder_interface() -> None:
+    torch.manual_seed(0)
+    enc = RecurrentEncoder("lstm", 3, 4, pooling="last")
+    rows = [torch.randn(n, 3) for n in (5, 2)]
+    x, lengths = padded(rows, "post", 6), torch.tensor([5, 2])
+    torch.testing.assert_close(enc(x, lengths), enc(x, lengths, padding="post"), atol=0, rtol=0)
+    assert not torch.allclose(enc(x, lengths), enc(x, lengths, padding="pre"))

@@ -1,11 +1,11 @@
 """Recurrent sequence encoders whose summary never sees padding.
 
 `RecurrentEncoder` takes padded inputs with true lengths and the side the padding is on
-(`padding="pre"`, a DataModule's default, or `"post"`), and left-aligns them first (valid steps
-first, padding after). A forward RNN is causal, so its output at step `length - 1` is exactly what
-the review alone would give. The
-backward direction of a bidirectional layer runs a forward RNN over each review reversed within
-its own length, which is again left-aligned. This keeps the fast padded kernels (cuDNN, oneDNN)
+(`padding="post"`, the encoder interface's left-aligned inputs, or `"pre"`, a DataModule's default),
+and left-aligns them first (valid steps first, padding after). A forward RNN is causal, so its
+output at step `length - 1` is exactly what the review alone would give. The backward direction of
+a bidirectional layer runs a forward RNN over each review reversed within its own length, which is
+again left-aligned. This keeps the fast padded kernels (cuDNN, oneDNN)
 and avoids `PackedSequence`, which is many times slower on CPU.
 
 The layers run time-major (T, B, ...), the layout the oneDNN and cuDNN kernels compute in: a
@@ -25,10 +25,10 @@ from torch import Tensor, nn
 
 from seqsent.errors import SettingError
 from seqsent.models.dropout import Dropout
+from seqsent.models.pooling import POOLINGS, masked_pool
 from seqsent.models.scratch_lstm import ScratchLSTM
 
 CELLS: dict[str, type[nn.Module]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "lstm_scratch": ScratchLSTM}
-POOLINGS = ("last", "mean", "max")
 PADDINGS = ("pre", "post")  # the side the padding is on, as `IMDBDataModule(padding=...)` puts it
 INITS = ("torch", "keras", "keras_per_gate")
 
@@ -217,12 +217,22 @@ class RecurrentEncoder(nn.Module):
                     fwd_out = torch.cat([fwd_out, reverse_within_lengths(bwd_rev, lengths, dim=0)], dim=-1)
         return fwd_out, bwd_rev
 
-    def forward(self, x: Tensor, lengths: Tensor, padding: str = "pre") -> Tensor:
+    def states(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """Per-step outputs of the top layer (B, T, output_size) for left-aligned inputs, both directions
+        in reading order: what `pooling` "mean" and "max" summarize."""
+        fwd, bwd_rev = self.sequence_time_major(x.transpose(0, 1), lengths.to(x.device))
+        return self._joined(fwd, bwd_rev, lengths.to(x.device)).transpose(0, 1)
+
+    def gated_layers(self) -> list[nn.Module]:
+        """The LSTM and GRU layers (`nn.LSTM`, `nn.GRU`, `ScratchLSTM`), forward then backward; none for `rnn`."""
+        return [] if self.cell == "rnn" else self.recurrent_layers()
+
+    def forward(self, x: Tensor, lengths: Tensor, padding: str = "post") -> Tensor:
         """Summarize padded inputs (B, T, input_size) with true `lengths` to (B, output_size).
 
-        `padding` is the side the padding is on: "pre" (valid steps last, a DataModule's default)
-        or "post" (valid steps first, i.e. already left-aligned: nothing to move). Give your data's
-        side, e.g. `encoder(x, batch["lengths"], padding=datamodule.padding)`.
+        `padding` is the side the padding is on: "post" (valid steps first, i.e. left-aligned, the
+        encoder interface: nothing to move) or "pre" (valid steps last, a DataModule's default). Give
+        your data's side, e.g. `encoder(x, batch["lengths"], padding=datamodule.padding)`.
         """
         if padding not in PADDINGS:
             raise ValueError(f"padding={padding!r}: use one of {PADDINGS}, the side the padding is on")
@@ -231,12 +241,12 @@ class RecurrentEncoder(nn.Module):
         if padding == "pre":
             steps = rotate_left(steps, x.size(1) - lengths, dim=0)
         fwd, bwd_rev = self.sequence_time_major(steps, lengths)
-        if self.pooling == "last":
-            last, rows = (lengths - 1).clamp(min=0), torch.arange(x.size(0), device=x.device)
-            parts = [fwd[last, rows]] + ([bwd_rev[last, rows]] if bwd_rev is not None else [])
-            return torch.cat(parts, dim=-1)
-        out = fwd if bwd_rev is None else torch.cat([fwd, reverse_within_lengths(bwd_rev, lengths, dim=0)], dim=-1)
-        mask = (torch.arange(x.size(1), device=x.device).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(-1)  # (T, B, 1)
-        if self.pooling == "mean":
-            return (out * mask).sum(0) / mask.sum(0).clamp(min=1)
-        return out.masked_fill(~mask, float("-inf")).max(0).values
+        if self.pooling == "last":  # backward: its state after reading the whole review (reversed order's last)
+            parts = [fwd] + ([bwd_rev] if bwd_rev is not None else [])
+            return torch.cat([masked_pool(part, lengths, "last", dim=0) for part in parts], dim=-1)
+        return masked_pool(self._joined(fwd, bwd_rev, lengths), lengths, self.pooling, dim=0)
+
+    @staticmethod
+    def _joined(fwd: Tensor, bwd_rev: Tensor | None, lengths: Tensor) -> Tensor:
+        """Time-major top-layer outputs with the backward direction put back in reading order."""
+        return fwd if bwd_rev is None else torch.cat([fwd, reverse_within_lengths(bwd_rev, lengths, dim=0)], dim=-1)
