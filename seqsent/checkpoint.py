@@ -13,7 +13,7 @@ import torch
 from seqsent.data.batching import SIDES
 from seqsent.data.vocab import tokenizer_from_json
 from seqsent.errors import SeqsentError
-from seqsent.models.classifier import PREPROCESSING_KEY, SequenceClassifier
+from seqsent.models.classifier import PREPROCESSING_KEY, SequenceClassifier, check_format
 
 FIX = "pass a .ckpt written by seqsent.train"
 
@@ -45,6 +45,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     for key in ("state_dict", "hyper_parameters"):
         if not isinstance(ckpt[key], dict):
             raise SeqsentError(f"{file} is damaged: its {key} is a {type(ckpt[key]).__name__}, not a mapping: {FIX}")
+    check_format(ckpt, file)
     return ckpt
 
 
@@ -78,13 +79,14 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise SeqsentError(f"{path} does not match SequenceClassifier ({first}): {FIX}") from None
     if ckpt.get(PREPROCESSING_KEY) is not None:
-        check_preprocessing(ckpt[PREPROCESSING_KEY], path)
+        check_preprocessing(ckpt[PREPROCESSING_KEY], path, model.hparams.num_classes)
     model.on_load_checkpoint(ckpt)
     return model.to(map_location).eval()
 
 
-def check_preprocessing(prep: Any, path: str | Path) -> None:
-    """A one-line error when a checkpoint's `seqsent_preprocessing` is not what seqsent writes."""
+def check_preprocessing(prep: Any, path: str | Path, num_classes: int) -> None:
+    """A one-line error when a checkpoint's `seqsent_preprocessing` is not what seqsent writes
+    (`label_names`, optional, one string per class)."""
     checks = {
         "tokenizer_json": lambda v: isinstance(v, str) and _is_tokenizer(v),
         "max_len": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
@@ -97,6 +99,14 @@ def check_preprocessing(prep: Any, path: str | Path) -> None:
         if key not in prep or not valid(prep[key]):
             shown = "missing" if key not in prep else f"{type(prep[key]).__name__} {str(prep[key])[:40]!r}"
             raise SeqsentError(f"{path} is damaged: {PREPROCESSING_KEY}.{key} is {shown}: {FIX}")
+    names = prep.get("label_names")
+    if names is not None and not (
+        isinstance(names, list) and len(names) == num_classes and all(isinstance(n, str) for n in names)
+    ):
+        raise SeqsentError(
+            f"{path} is damaged: {PREPROCESSING_KEY}.label_names is {str(names)[:60]!r}, "
+            f"not {num_classes} names (model.num_classes): {FIX}"
+        )
 
 
 def _is_tokenizer(text: str) -> bool:
@@ -114,3 +124,8 @@ def preprocessing_of(model: SequenceClassifier, path: str | Path) -> dict[str, A
             f"{path} carries no vocabulary ({PREPROCESSING_KEY}): it was not trained with seqsent's data module"
         )
     return model.preprocessing  # checked by `load_classifier`, or a data module's own
+
+
+def label_names(model: SequenceClassifier) -> list[str] | None:
+    """The class names the checkpoint's data had (index = class id), or None when it did not record them."""
+    return (model.preprocessing or {}).get("label_names")

@@ -1,46 +1,77 @@
-"""`SequenceClassifier`: embedding -> recurrent encoder -> one-logit head, as a LightningModule."""
+"""`SequenceClassifier`: a `TextClassifierNet` with its loss, metrics and optimization, as a LightningModule."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
-from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
+from torchmetrics import MaxMetric, MeanMetric, Metric
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryF1Score,
+    MulticlassAccuracy,
+    MulticlassF1Score,
+)
 
 from seqsent.errors import SeqsentError, SettingError, check_types
-from seqsent.models.dropout import Dropout, WordDropout
-from seqsent.models.encoders import RecurrentEncoder, left_align, unmasked
-from seqsent.models.ngrams import HashedNgrams
+from seqsent.models.network import DEFAULT_ENCODER, TextClassifierNet
+from seqsent.reliability import DATA_KEY
 
 SCHEDULERS = ("none", "cosine", "onecycle")
 OPTIMIZERS = ("adam", "adamw")
 PREPROCESSING_KEY = "seqsent_preprocessing"
 NONFINITE = ("training loss", "gradient")  # what `check_finite` watches
 BEST_KEY = "seqsent_val_acc_best"  # MaxMetric state is not in state_dict; resume restores it from here
+FORMAT_KEY, FORMAT = "seqsent_format", 2  # 2: the network in `net`, the encoder a spec (issue 24)
+
+
+def check_format(checkpoint: Mapping[str, Any], path: object) -> None:
+    """A one-line `SeqsentError` for a checkpoint of another layout than this seqsent writes."""
+    found = checkpoint.get(FORMAT_KEY)
+    if found == FORMAT:
+        return
+    if found is None:
+        raise SeqsentError(
+            f"{path} was written by seqsent 0.1 (before the encoder registry): retrain it, or load it with seqsent 0.1"
+        )
+    raise SeqsentError(f"{path} has checkpoint format {found!r}, not {FORMAT}: load it with the seqsent that wrote it")
+
+
+def plain(spec: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An encoder spec as a plain dict (Hydra hands a `DictConfig`), so checkpoints load with `weights_only=True`."""
+    if spec is None:
+        return dict(DEFAULT_ENCODER)
+    if isinstance(spec, DictConfig):
+        return OmegaConf.to_container(spec, resolve=True)  # type: ignore[return-value]
+    if not isinstance(spec, Mapping):
+        raise SettingError(f"model.encoder={spec!r}: give a mapping, e.g. model/encoder=lstm")
+    return {k: plain(v) if isinstance(v, Mapping) else v for k, v in spec.items()}
 
 
 class SequenceClassifier(L.LightningModule):
-    """Binary sentiment classifier over padded token batches `{"tokens", "lengths", "labels"}`.
+    """Text classifier over padded token batches `{"tokens", "lengths", "labels"}`: the network
+    (`self.net`, a `TextClassifierNet` built from the network's arguments) with its loss, metrics,
+    optimizer and checkpoint extras.
 
-    Every argument is a plain int/float/str/bool, so `load_from_checkpoint` needs no Hydra and
-    checkpoints load with `weights_only=True`. Checkpoints also carry the text preprocessing
-    (vocabulary JSON, max_len, padding sides) under `seqsent_preprocessing` when trained with
-    an `IMDBDataModule`, so a checkpoint alone classifies raw text (see `seqsent.predict`).
+    Two classes: one logit, BCE (labels 0/1 or soft probabilities), accuracy, F1 and AUROC. More:
+    cross-entropy on labels 0..C-1, accuracy and macro-F1. Every argument is a plain value (the
+    encoder spec a plain dict), so `load_from_checkpoint` needs no Hydra and checkpoints load with
+    `weights_only=True`. Checkpoints also carry the text preprocessing (vocabulary JSON, max_len,
+    padding sides, label names) under `seqsent_preprocessing` when trained with seqsent's data
+    modules, so a checkpoint alone classifies raw text (see `seqsent.predict`).
     """
 
     def __init__(
         self,
         vocab_size: int = 10_000,
-        cell: str = "lstm",
+        num_classes: int = 2,
         embed_dim: int = 128,
-        hidden_size: int = 128,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        pooling: str = "last",
-        init: str = "torch",
+        encoder: Mapping[str, Any] | None = None,
         dropout: float = 0.0,
         embed_dropout: float = 0.0,
         word_dropout: float = 0.0,
@@ -48,7 +79,7 @@ class SequenceClassifier(L.LightningModule):
         bigram_dim: int = 64,
         trigram_buckets: int = 0,
         unmasked_len: int = 0,
-        single_bias: bool = False,
+        init: str = "torch",
         optimizer: str = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -68,85 +99,54 @@ class SequenceClassifier(L.LightningModule):
             raise SettingError(f"model.scheduler={scheduler!r}: use one of {SCHEDULERS}")
         if optimizer not in OPTIMIZERS:
             raise SettingError(f"model.optimizer={optimizer!r}: use one of {OPTIMIZERS}")
-        if not all(0.0 <= p < 1.0 for p in (dropout, embed_dropout, word_dropout)):
-            raise SettingError("model.dropout, model.embed_dropout and model.word_dropout must be in [0, 1)")
-        if vocab_size < 3 or embed_dim < 1:
-            raise SettingError(f"model.vocab_size={vocab_size}, model.embed_dim={embed_dim}: use >= 3 and >= 1")
-        if trigram_buckets < 0:
-            raise SettingError(f"model.trigram_buckets={trigram_buckets}: use >= 0 (0: no trigram vectors)")
-        if bigram_buckets < 0 or bigram_dim < 1:
-            raise SettingError(
-                f"model.bigram_buckets={bigram_buckets}, model.bigram_dim={bigram_dim}: use buckets >= 0 "
-                "(0: no bigram vectors) and dim >= 1"
-            )
-        if unmasked_len < 0:
-            raise SettingError(f"model.unmasked_len={unmasked_len}: use 0 (padding never read) or a length, e.g. 200")
+        encoder = plain(encoder)  # saved as this plain dict (save_hyperparameters reads the arguments' locals)
         self.save_hyperparameters()
-        # unmasked_len: the padding is read as a token, so its vector is an ordinary trained row
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=None if unmasked_len else pad_id)
-        if init.startswith("keras"):  # Keras' Embedding default: uniform(-0.05, 0.05)
-            nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
-            if not unmasked_len:
-                with torch.no_grad():
-                    self.embedding.weight[pad_id].zero_()
-        self.word_dropout = WordDropout(word_dropout)
-        self.embed_dropout = Dropout(embed_dropout)
-        input_size = embed_dim + bigram_dim * ((bigram_buckets > 0) + (trigram_buckets > 0))
-        self.encoder = RecurrentEncoder(
-            cell, input_size, hidden_size, num_layers, bidirectional, dropout, pooling, init, single_bias
-        )
-        self.head = nn.Sequential(Dropout(dropout), nn.Linear(self.encoder.output_size, 1))
-        if init == "keras":  # Keras' Dense default: Glorot-uniform kernel, zero bias
-            nn.init.xavier_uniform_(self.head[1].weight)
-            nn.init.zeros_(self.head[1].bias)
-        # made last and only when asked for, so runs without it draw every other weight as before
-        self.bigrams = self._ngram_table(2, bigram_buckets)
-        self.trigrams = self._ngram_table(3, trigram_buckets)
-        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.net = TextClassifierNet(
+            vocab_size, num_classes, embed_dim, encoder, dropout, embed_dropout, word_dropout,
+            bigram_buckets, bigram_dim, trigram_buckets, unmasked_len, init, pad_id,
+        )  # fmt: skip
+        self.binary = num_classes == 2
+        self.loss_fn = nn.BCEWithLogitsLoss() if self.binary else nn.CrossEntropyLoss()
         self.preprocessing: dict[str, Any] | None = None
+        self.data_settings: dict[str, Any] | None = None  # a loaded checkpoint's record of its run's data
         # training metrics skip their per-step input checks (each waits for the GPU): the labels are
         # checked when the data loads, and a non-finite loss stops training (`check_finite`)
-        self.train_acc, self.val_acc = BinaryAccuracy(validate_args=False), BinaryAccuracy()
+        self.train_acc, self.val_acc = self._accuracy(validate_args=False), self._accuracy()
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         self._resumed_best: float | None = None
         self._planned_steps: int | None = None
         self._nonfinite_at: Tensor | None = None  # see `_note_nonfinite`
-        self.test_acc, self.test_f1, self.test_auroc = BinaryAccuracy(), BinaryF1Score(), BinaryAUROC()
+        self.test_acc = self._accuracy()
+        self.test_f1 = BinaryF1Score() if self.binary else MulticlassF1Score(num_classes, average="macro")
+        self.test_auroc = BinaryAUROC() if self.binary else None
 
-    def _ngram_table(self, order: int, buckets: int) -> HashedNgrams | None:
-        """A hashed n-gram table of `bigram_dim`-wide vectors (Keras' Embedding init under `init=keras*`),
-        or None for 0 buckets."""
-        if not buckets:
-            return None
-        hp = self.hparams
-        table = HashedNgrams(buckets, hp.bigram_dim, hp.pad_id, order=order)
-        if hp.init.startswith("keras"):
-            nn.init.uniform_(table.table.weight, -0.05, 0.05)
-        return table
+    def _accuracy(self, **kwargs: Any) -> Metric:
+        """Binary accuracy of P(class 1), or the share of argmax predictions that are right."""
+        if self.binary:
+            return BinaryAccuracy(**kwargs)
+        return MulticlassAccuracy(self.hparams.num_classes, average="micro", **kwargs)
 
     # -- model --------------------------------------------------------------------------------
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        """Logits (B,) for padded token ids (B, T), either padding side, and true lengths (B,)."""
-        if self.hparams.unmasked_len:  # every row full length: already left-aligned
-            tokens, lengths = unmasked(tokens, lengths, self.hparams.unmasked_len, self.hparams.pad_id)
-        else:
-            tokens = left_align(tokens, lengths, self.hparams.pad_id)
-        # embedded time-major, handed on as a batch-first view: the recurrent kernels need no copy
-        steps = tokens.t()
-        x = self.embedding(steps)
-        phrases = [table(steps) for table in (self.bigrams, self.trigrams) if table is not None]
-        if phrases:  # each step's word vector, then its bigram's and trigram's
-            x = torch.cat([x, *phrases], dim=-1)
-        x = self.embed_dropout(self.word_dropout(x.transpose(0, 1)))
-        return self.head(self.encoder(x, lengths, padding="post")).squeeze(-1)
+        """Logits for padded token ids (B, T), either padding side, and true lengths (B,): (B,) for
+        two classes, else (B, num_classes)."""
+        return self.net(tokens, lengths)
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """P(class 1) (B,) for two classes, else the softmax over classes (B, C)."""
+        return torch.sigmoid(logits) if self.binary else torch.softmax(logits, dim=-1)
 
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         logits = self(batch["tokens"], batch["lengths"])
-        loss = self.loss_fn(logits, batch["labels"])
+        labels = batch["labels"]
+        if not self.binary:
+            target = labels.long()
+            return self.loss_fn(logits, target), self.probabilities(logits.detach()), target
+        loss = self.loss_fn(logits, labels)
         # accuracy targets: 0/1 labels as they are, soft labels (probabilities) thresholded at 0.5
-        return loss, torch.sigmoid(logits.detach()), (batch["labels"] >= 0.5).long()
+        return loss, self.probabilities(logits.detach()), (labels >= 0.5).long()
 
     # -- stages ----------------------------------------------------------------------------------
     def on_train_start(self) -> None:
@@ -226,16 +226,16 @@ class SequenceClassifier(L.LightningModule):
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, probs, target = self._shared_step(batch)
         self.test_loss.update(loss, weight=len(target))
-        for metric in (self.test_acc, self.test_f1, self.test_auroc):
-            metric.update(probs, target)
         self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
-        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
-        self.log("test/f1", self.test_f1, on_step=False, on_epoch=True)
-        self.log("test/auroc", self.test_auroc, on_step=False, on_epoch=True)
+        for name in ("acc", "f1", "auroc"):
+            metric = getattr(self, f"test_{name}")
+            if metric is not None:  # AUROC: binary only
+                metric.update(probs, target)
+                self.log(f"test/{name}", metric, on_step=False, on_epoch=True)
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        """Positive-class probabilities (B,)."""
-        return torch.sigmoid(self(batch["tokens"], batch["lengths"]))
+        """P(class 1) (B,) for two classes, else each class's probability (B, C)."""
+        return self.probabilities(self(batch["tokens"], batch["lengths"]))
 
     # -- optimization --------------------------------------------------------------------------
     def _precision(self) -> str:
@@ -283,7 +283,10 @@ class SequenceClassifier(L.LightningModule):
             checkpoint[PREPROCESSING_KEY] = dict(prep)
         if self.val_acc_best.update_count:
             checkpoint[BEST_KEY] = float(self.val_acc_best.compute())
+        checkpoint[FORMAT_KEY] = FORMAT
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_format(checkpoint, "the checkpoint")
         self.preprocessing = checkpoint.get(PREPROCESSING_KEY)
+        self.data_settings = checkpoint.get(DATA_KEY)
         self._resumed_best = checkpoint.get(BEST_KEY)
