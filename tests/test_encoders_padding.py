@@ -9,6 +9,7 @@ from torch import nn
 
 from seqsent.data import IMDBDataModule
 from seqsent.models.encoders import RecurrentEncoder
+from seqsent.models.registry import ENCODERS, build_encoder
 
 CONFIGS = [
     (cell, layers, bi, pooling)
@@ -75,3 +76,52 @@ def test_the_default_padding_side_is_post_the_encoder_interface() -> None:
     x, lengths = padded(rows, "post", 6), torch.tensor([5, 2])
     torch.testing.assert_close(enc(x, lengths), enc(x, lengths, padding="post"), atol=0, rtol=0)
     assert not torch.allclose(enc(x, lengths), enc(x, lengths, padding="pre"))
+
+
+# small settings per registered encoder (a name without an entry is tested with its defaults)
+SMALL = {
+    **{cell: {"hidden_size": 5, "num_layers": 2, "bidirectional": True} for cell in ("rnn", "lstm", "gru")},
+    "lstm_scratch": {"hidden_size": 3, "bidirectional": True},
+    "cnn": {"widths": [2, 5], "channels": 4},
+    "transformer": {"d_model": 8, "num_heads": 2, "ff_size": 16, "max_len": 16},
+}
+VARIANTS = [(name, SMALL.get(name, {})) for name in ENCODERS] + [
+    ("lstm", {"hidden_size": 4, "bidirectional": True, "pooling": "mean"}),
+    ("transformer", {"d_model": 6, "num_heads": 3, "ff_size": 8, "pooling": "cls", "positions": "sinusoidal"}),
+    ("transformer", {"d_model": 6, "num_heads": 1, "ff_size": 8, "pooling": "max", "num_layers": 1}),
+    ("nbow", {"pooling": "max"}),
+    ("nbow", {"pooling": "mean_max"}),
+]
+
+
+@pytest.mark.parametrize("name,settings", VARIANTS, ids=[f"{n}-{'-'.join(map(str, s.values()))}" for n, s in VARIANTS])
+def test_every_encoder_ignores_the_padding(name: str, settings: dict) -> None:
+    """The interface's promise, for every registered encoder: each row of a left-aligned batch with
+    garbage in its padding gets the output it gets alone, and no gradient reaches the padding."""
+    torch.manual_seed(0)
+    enc = build_encoder({"name": name, **settings}, input_size=6).eval()
+    rows = [torch.randn(n, 6) for n in (9, 4, 1, 12, 2)]
+    lengths = torch.tensor([len(r) for r in rows])
+    x = (padded(rows, "post", 12) * 100).requires_grad_()  # the valid steps are restored below
+    with torch.no_grad():
+        for i, row in enumerate(rows):
+            x[i, : len(row)] = row
+    batched = enc(x, lengths)
+    assert batched.shape == (len(rows), enc.output_size)
+    with torch.no_grad():
+        alone = torch.cat([enc(r.unsqueeze(0), torch.tensor([len(r)])) for r in rows])
+    torch.testing.assert_close(batched.detach(), alone, atol=1e-5, rtol=1e-5)
+    batched.pow(2).sum().backward()
+    padding = torch.arange(12).unsqueeze(0) >= lengths.unsqueeze(1)
+    assert x.grad[padding].abs().max() == 0 and x.grad[~padding].abs().sum() > 0
+
+
+@pytest.mark.parametrize("name,settings", VARIANTS[: len(ENCODERS)], ids=list(ENCODERS))
+def test_every_encoder_trains_all_its_weights(name: str, settings: dict) -> None:
+    torch.manual_seed(0)
+    enc = build_encoder({"name": name, **settings}, input_size=6).train()
+    x = torch.randn(3, 7, 6, requires_grad=True)  # nbow has no weights: the gradient reaches its input
+    enc(x, torch.tensor([7, 3, 1])).pow(2).sum().backward()
+    assert x.grad.abs().sum() > 0
+    for param_name, param in enc.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0, param_name

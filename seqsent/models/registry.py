@@ -17,10 +17,18 @@ from typing import Any, TypeVar
 from torch import nn
 
 from seqsent.errors import SettingError, check_types
+from seqsent.models.cnn import CNNEncoder
 from seqsent.models.encoders import CELLS, RecurrentEncoder
+from seqsent.models.nbow import NBOWEncoder
+from seqsent.models.transformer import TransformerEncoder
 
 PREFIX = "model.encoder."
-ENCODERS: dict[str, Callable[..., nn.Module]] = {cell: functools.partial(RecurrentEncoder, cell=cell) for cell in CELLS}
+ENCODERS: dict[str, Callable[..., nn.Module]] = {
+    **{cell: functools.partial(RecurrentEncoder, cell=cell) for cell in CELLS},
+    "cnn": CNNEncoder,
+    "transformer": TransformerEncoder,
+    "nbow": NBOWEncoder,
+}
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
