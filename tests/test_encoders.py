@@ -1,4 +1,4 @@
-"""Encoders: shapes, and padding never leaking into the summary (either padding side)."""
+"""Encoders: shapes, settings, and what each computes (the padding tests: tests/test_encoders_padding.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from seqsent.data.batching import pad
-from seqsent.models import RecurrentEncoder, SequenceClassifier, left_align, reverse_within_lengths
+from seqsent.errors import SettingError
+from seqsent.models import RecurrentEncoder, SequenceClassifier, left_align, masked_pool, reverse_within_lengths
+from seqsent.models.cnn import CNNEncoder
+from seqsent.models.nbow import NBOWEncoder
+from seqsent.models.transformer import TransformerEncoder, sinusoidal
 
 CONFIGS = [
     (cell, layers, bi, pooling)
@@ -14,6 +18,11 @@ CONFIGS = [
     for layers, bi in ((1, False), (2, True))
     for pooling in ("last", "mean", "max")
 ]
+
+
+def lstm(**settings: object) -> dict:
+    """An lstm encoder spec."""
+    return {"name": "lstm", **settings}
 
 
 def test_reverse_within_lengths_is_an_involution() -> None:
@@ -58,25 +67,10 @@ def test_encoder_shapes(cell: str, layers: int, bi: bool, pooling: str) -> None:
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("side", ["pre", "post"])
-@pytest.mark.parametrize("cell,layers,bi,pooling", CONFIGS)
-def test_padded_batch_equals_each_review_alone(cell: str, layers: int, bi: bool, pooling: str, side: str) -> None:
-    torch.manual_seed(0)
-    model = SequenceClassifier(
-        vocab_size=50, cell=cell, embed_dim=8, hidden_size=6, num_layers=layers, bidirectional=bi, pooling=pooling
-    ).eval()
-    seqs = [torch.randint(2, 50, (n,)).numpy() for n in (9, 4, 1, 6)]
-    lengths = torch.tensor([len(s) for s in seqs])
-    with torch.no_grad():
-        batched = model(pad(seqs, side, length=12), lengths)
-        alone = torch.cat([model(torch.from_numpy(s).long().unsqueeze(0), torch.tensor([len(s)])) for s in seqs])
-    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-5)
-
-
 def test_padding_tokens_get_no_gradient_influence() -> None:
     """Changing the amount of padding changes neither logits nor gradients."""
     torch.manual_seed(0)
-    model = SequenceClassifier(vocab_size=30, cell="lstm", embed_dim=4, hidden_size=4, bidirectional=True)
+    model = SequenceClassifier(vocab_size=30, embed_dim=4, encoder=lstm(hidden_size=4, bidirectional=True))
     seqs = [torch.randint(2, 30, (n,)).numpy() for n in (5, 3)]
     lengths = torch.tensor([5, 3])
     logits, grads = [], []
@@ -87,7 +81,7 @@ def test_padding_tokens_get_no_gradient_influence() -> None:
         logits.append(out.detach())
         grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
     torch.testing.assert_close(logits[0], logits[1], atol=1e-6, rtol=1e-5)
-    assert grads[0].keys() == grads[1].keys() and "encoder.backward_layers.0.weight_hh_l0" in grads[0]
+    assert grads[0].keys() == grads[1].keys() and "net.encoder.backward_layers.0.weight_hh_l0" in grads[0]
     for name in grads[0]:  # every weight: both directions, the embedding, the head
         torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5, msg=name)
 
@@ -103,34 +97,36 @@ def test_invalid_encoder_arguments_raise() -> None:
 
 def test_keras_init_matches_keras_defaults() -> None:
     torch.manual_seed(0)
-    model = SequenceClassifier(vocab_size=40, cell="lstm", embed_dim=8, hidden_size=6, init="keras")
-    lstm = model.encoder.forward_layers[0]
-    bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
+    model = SequenceClassifier(vocab_size=40, embed_dim=8, init="keras", encoder=lstm(hidden_size=6, init="keras"))
+    layer = model.net.encoder.forward_layers[0]
+    bias = layer.bias_ih_l0 + layer.bias_hh_l0
     assert torch.equal(bias[6:12], torch.ones(6))  # forget gate (PyTorch order i, f, g, o)
     assert torch.equal(bias[:6], torch.zeros(6)) and torch.equal(bias[12:], torch.zeros(12))
-    w_hh = lstm.weight_hh_l0.detach()  # (4H, H): orthonormal columns over the stacked gates, as Keras
+    w_hh = layer.weight_hh_l0.detach()  # (4H, H): orthonormal columns over the stacked gates, as Keras
     torch.testing.assert_close(w_hh.T @ w_hh, torch.eye(6), atol=1e-5, rtol=0)
     limit = (6 / (8 + 4 * 6)) ** 0.5  # Glorot over the (in, 4H) kernel
-    assert lstm.weight_ih_l0.abs().max() <= limit and lstm.weight_ih_l0.abs().max() > 0.8 * limit
-    assert model.embedding.weight.abs().max() <= 0.05 and model.embedding.weight[0].abs().sum() == 0
-    head = model.head[1]
+    assert layer.weight_ih_l0.abs().max() <= limit and layer.weight_ih_l0.abs().max() > 0.8 * limit
+    assert model.net.embedding.weight.abs().max() <= 0.05 and model.net.embedding.weight[0].abs().sum() == 0
+    head = model.net.head[1]
     assert torch.equal(head.bias, torch.zeros(1)) and head.weight.abs().max() <= (6 / (6 + 1)) ** 0.5
 
 
 def test_keras_per_gate_init_makes_each_gate_block_on_its_own() -> None:
     torch.manual_seed(0)
-    model = SequenceClassifier(vocab_size=40, cell="lstm", embed_dim=8, hidden_size=6, init="keras_per_gate")
-    lstm = model.encoder.forward_layers[0]
-    for block in lstm.weight_hh_l0.detach().chunk(4):
+    model = SequenceClassifier(
+        vocab_size=40, embed_dim=8, init="keras_per_gate", encoder=lstm(hidden_size=6, init="keras_per_gate")
+    )
+    layer = model.net.encoder.forward_layers[0]
+    for block in layer.weight_hh_l0.detach().chunk(4):
         torch.testing.assert_close(block @ block.T, torch.eye(6), atol=1e-5, rtol=0)
     limit = (6 / (8 + 6)) ** 0.5  # Glorot over one gate's (in, H) block: wider than Keras'
-    assert lstm.weight_ih_l0.abs().max() > (6 / (8 + 4 * 6)) ** 0.5 and lstm.weight_ih_l0.abs().max() <= limit
-    assert model.embedding.weight.abs().max() <= 0.05
+    assert layer.weight_ih_l0.abs().max() > (6 / (8 + 4 * 6)) ** 0.5 and layer.weight_ih_l0.abs().max() <= limit
+    assert model.net.embedding.weight.abs().max() <= 0.05
 
 
 def test_training_metrics_accumulate_every_batch_of_the_epoch() -> None:
     torch.manual_seed(0)
-    model = SequenceClassifier(vocab_size=50, embed_dim=8, hidden_size=8)
+    model = SequenceClassifier(vocab_size=50, embed_dim=8, encoder=lstm(hidden_size=8))
     correct = seen = 0
     losses = []
     for _ in range(3):
@@ -149,10 +145,10 @@ def test_training_metrics_accumulate_every_batch_of_the_epoch() -> None:
 def test_recurrent_layers_read_the_embeddings_time_major_without_a_copy() -> None:
     """The classifier embeds tokens time-major; the first layer gets that very tensor (no transpose copy)."""
     torch.manual_seed(0)
-    model = SequenceClassifier(vocab_size=30, cell="lstm", embed_dim=4, hidden_size=4)
+    model = SequenceClassifier(vocab_size=30, embed_dim=4, encoder=lstm(hidden_size=4))
     seen: dict[str, torch.Tensor] = {}
-    model.embedding.register_forward_hook(lambda m, args, out: seen.update(embedded=out))
-    model.encoder.forward_layers[0].register_forward_hook(lambda m, args, out: seen.update(layer_in=args[0]))
+    model.net.embedding.register_forward_hook(lambda m, args, out: seen.update(embedded=out))
+    model.net.encoder.forward_layers[0].register_forward_hook(lambda m, args, out: seen.update(layer_in=args[0]))
     tokens = torch.randint(1, 30, (3, 7))
     model(tokens, torch.full((3,), 7))
     assert seen["embedded"].shape == (7, 3, 4) and seen["layer_in"].is_contiguous()
@@ -163,7 +159,7 @@ def test_a_resumed_run_keeps_its_best_validation_accuracy(monkeypatch: pytest.Mo
     """`val/acc_best` travels in the checkpoint: a resumed run whose next epoch validates lower keeps it."""
     from seqsent.models.classifier import BEST_KEY
 
-    first = SequenceClassifier(vocab_size=50, embed_dim=8, hidden_size=8)
+    first = SequenceClassifier(vocab_size=50, embed_dim=8, encoder=lstm(hidden_size=8))
     checkpoint: dict = {}
     first.on_save_checkpoint(checkpoint)
     assert BEST_KEY not in checkpoint  # nothing validated yet: nothing to carry
@@ -171,13 +167,13 @@ def test_a_resumed_run_keeps_its_best_validation_accuracy(monkeypatch: pytest.Mo
     first.on_save_checkpoint(checkpoint)
     assert checkpoint[BEST_KEY] == pytest.approx(0.9)
 
-    resumed = SequenceClassifier(vocab_size=50, embed_dim=8, hidden_size=8)
+    resumed = SequenceClassifier(vocab_size=50, embed_dim=8, encoder=lstm(hidden_size=8))
     resumed.on_load_checkpoint(checkpoint)
     monkeypatch.setattr(resumed, "_check_schedule_length", lambda: None)  # needs a trainer otherwise
     resumed.on_train_start()
     resumed.val_acc_best(torch.tensor(0.5))
     assert float(resumed.val_acc_best.compute()) == pytest.approx(0.9)
-    fresh = SequenceClassifier(vocab_size=50, embed_dim=8, hidden_size=8)
+    fresh = SequenceClassifier(vocab_size=50, embed_dim=8, encoder=lstm(hidden_size=8))
     monkeypatch.setattr(fresh, "_check_schedule_length", lambda: None)
     fresh.on_train_start()
     fresh.val_acc_best(torch.tensor(0.5))
@@ -222,3 +218,101 @@ def test_the_probe_leaves_the_random_state_alone() -> None:
     state = torch.get_rng_state()
     cpu_lstm_autocast_works(torch.bfloat16)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_cnn_defaults_are_kims_and_a_short_review_reads_zero_padded_windows() -> None:
+    """Kim (2014): widths 3, 4, 5 x 100 filters. A review shorter than a filter still has windows:
+    the wide convolution reads it between width - 1 zero vectors on either side."""
+    assert CNNEncoder(8).output_size == 300 and CNNEncoder(8).widths == (3, 4, 5)
+    torch.manual_seed(0)
+    enc = CNNEncoder(3, widths=[5], channels=2)
+    review = torch.randn(1, 2, 3)  # 2 steps, width 5
+    conv = enc.convs[0]
+    framed = torch.cat([torch.zeros(1, 4, 3), review, torch.zeros(1, 4, 3)], dim=1)  # (1, 10, 3)
+    windows = torch.relu(torch.nn.functional.conv1d(framed.transpose(1, 2), conv.weight, conv.bias))  # 6 windows
+    expected = windows.max(-1).values
+    garbage = torch.cat([review, torch.full((1, 6, 3), 50.0)], dim=1)
+    torch.testing.assert_close(enc(garbage, torch.tensor([2])), expected)
+    torch.testing.assert_close(enc(review, torch.tensor([2])), expected)
+
+
+@pytest.mark.parametrize("widths", [[], [3, 0], [2.5]])
+def test_cnn_refuses_bad_widths(widths: list) -> None:
+    with pytest.raises(SettingError, match=r"widths=.*: use one or more whole numbers >= 1, e.g. \[3, 4, 5\]"):
+        CNNEncoder(4, widths=widths)
+
+
+def test_nbow_pools_the_input_vectors() -> None:
+    x, lengths = torch.randn(2, 5, 3), torch.tensor([5, 2])
+    enc = NBOWEncoder(3, pooling="mean_max")
+    assert enc.output_size == 6 and not list(enc.parameters())
+    out = enc(x, lengths)
+    torch.testing.assert_close(out[1], torch.cat([x[1, :2].mean(0), x[1, :2].max(0).values]))
+    with pytest.raises(SettingError, match=r"pooling='sum': use one of \('mean', 'max', 'mean_max'\)"):
+        NBOWEncoder(3, pooling="sum")
+
+
+def small_transformer(**settings: object) -> TransformerEncoder:
+    return TransformerEncoder(6, **{"d_model": 8, "num_heads": 2, "ff_size": 16, "max_len": 10, **settings})
+
+
+def test_transformer_attends_through_the_fused_kernel_with_a_boolean_key_mask(monkeypatch) -> None:
+    calls: list[torch.Tensor] = []
+    fused = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kwargs):
+        calls.append(attn_mask)
+        return fused(q, k, v, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    enc = small_transformer(num_layers=3).eval()
+    enc(torch.randn(2, 4, 6), torch.tensor([4, 2]))
+    assert len(calls) == 3 and all(m.dtype == torch.bool and m.shape == (2, 1, 1, 4) for m in calls)
+    assert calls[0][1, 0, 0].tolist() == [True, True, False, False]
+
+
+def test_transformer_cls_pooling_reads_the_output_at_a_trained_first_step() -> None:
+    torch.manual_seed(0)
+    enc = small_transformer(pooling="cls").eval()
+    x, lengths = torch.randn(2, 4, 6), torch.tensor([4, 3])
+    states = enc.states(x, lengths)
+    assert states.shape == (2, 4, 8)  # the review's steps, without the CLS step
+    out = enc(x, lengths)
+    assert out.shape == (2, 8) and not torch.allclose(out, states.mean(1))
+    out.sum().backward()
+    assert enc.cls is not None and enc.cls.grad.abs().sum() > 0
+
+
+def test_transformer_positions() -> None:
+    """Positions make word order matter; sinusoidal ones follow the formula at any length, learned
+    ones stop at max_len with a one-line error."""
+    torch.manual_seed(0)
+    x, lengths = torch.randn(1, 5, 6), torch.tensor([5])
+    for positions in ("learned", "sinusoidal"):
+        enc = small_transformer(positions=positions, pooling="max").eval()
+        assert not torch.allclose(enc(x, lengths), enc(x.flip(1), lengths))
+    vectors = sinusoidal(50, 6)
+    assert vectors[0].tolist() == [0.0, 1.0] * 3
+    torch.testing.assert_close(vectors[7, 2], torch.sin(torch.tensor(7.0) / 10_000 ** (2 / 6)))
+    assert small_transformer(positions="sinusoidal", max_len=4)(torch.randn(1, 9, 6), torch.tensor([9])).shape == (1, 8)
+    with pytest.raises(SettingError, match="11 steps is longer than model.encoder.max_len=10 .*positions=sinusoidal"):
+        small_transformer(pooling="cls")(torch.randn(1, 10, 6), torch.tensor([10]))  # + the CLS step
+
+
+def test_transformer_projects_only_inputs_of_another_width() -> None:
+    assert isinstance(TransformerEncoder(8, d_model=8, num_heads=2).project, torch.nn.Identity)
+    assert TransformerEncoder(6, d_model=8, num_heads=2).project.in_features == 6
+    with pytest.raises(SettingError, match="d_model=8, num_heads=3: use heads that divide d_model"):
+        TransformerEncoder(6, d_model=8, num_heads=3)
+
+
+def test_recurrent_states_and_gated_layers() -> None:
+    """`states` are the per-step outputs `pooling=mean` averages; `gated_layers` the LSTM/GRU layers."""
+    torch.manual_seed(0)
+    enc = RecurrentEncoder("gru", 3, 4, num_layers=2, bidirectional=True, pooling="mean")
+    x, lengths = torch.randn(2, 6, 3), torch.tensor([6, 2])
+    states = enc.states(x, lengths)
+    assert states.shape == (2, 6, 8)
+    torch.testing.assert_close(enc(x, lengths), masked_pool(states, lengths, "mean"))
+    assert enc.gated_layers() == enc.recurrent_layers() and len(enc.gated_layers()) == 4
+    assert RecurrentEncoder("rnn", 3, 4).gated_layers() == []

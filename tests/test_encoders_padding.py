@@ -1,5 +1,6 @@
-"""RecurrentEncoder takes padded inputs as they come (either side, `padding=`), and its summary of
-each row equals the summary of that row alone: the padding never reaches it."""
+"""Padding never reaches an encoder's output: every registered encoder on left-aligned inputs with
+garbage padding, every one inside the network on token ids padded on either side, and RecurrentEncoder
+on inputs padded on either side (`padding=`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import torch
 from torch import nn
 
 from seqsent.data import IMDBDataModule
+from seqsent.data.batching import pad
 from seqsent.models.encoders import RecurrentEncoder
+from seqsent.models.network import TextClassifierNet
 from seqsent.models.registry import ENCODERS, build_encoder
 
 CONFIGS = [
@@ -125,3 +128,18 @@ def test_every_encoder_trains_all_its_weights(name: str, settings: dict) -> None
     assert x.grad.abs().sum() > 0
     for param_name, param in enc.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0, param_name
+
+
+@pytest.mark.parametrize("side", ["pre", "post"])
+@pytest.mark.parametrize("name,settings", VARIANTS, ids=[f"{n}-{'-'.join(map(str, s.values()))}" for n, s in VARIANTS])
+def test_a_network_with_every_encoder_ignores_either_padding_side(name: str, settings: dict, side: str) -> None:
+    """Token ids padded on either side: the network left-aligns them, each row's logit equals its own."""
+    torch.manual_seed(0)
+    spec = {"name": name, **settings}
+    net = TextClassifierNet(vocab_size=50, embed_dim=6, encoder=spec, bigram_buckets=64, bigram_dim=2).eval()
+    seqs = [torch.randint(2, 50, (n,)).numpy() for n in (9, 4, 1, 6)]
+    lengths = torch.tensor([len(s) for s in seqs])
+    with torch.no_grad():
+        batched = net(pad(seqs, side, length=12), lengths)
+        alone = torch.cat([net(torch.from_numpy(s).long().unsqueeze(0), torch.tensor([len(s)])) for s in seqs])
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-5)

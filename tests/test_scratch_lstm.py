@@ -12,6 +12,7 @@ from torch import nn
 from seqsent.checkpoint import load_classifier
 from seqsent.data.batching import pad
 from seqsent.models import CELLS, RecurrentEncoder, SequenceClassifier
+from seqsent.models.classifier import FORMAT, FORMAT_KEY
 from seqsent.models.scratch_lstm import ScratchLSTM
 
 
@@ -77,8 +78,8 @@ def test_recorded_gates_follow_the_equations() -> None:
     assert all(((g > 0) & (g < 1)).all() for k, g in gates.items() if k != "g")
 
 
-def classifier(cell: str, **kwargs) -> SequenceClassifier:
-    return SequenceClassifier(vocab_size=40, cell=cell, embed_dim=6, hidden_size=5, **kwargs)
+def classifier(cell: str, **encoder_settings) -> SequenceClassifier:
+    return SequenceClassifier(vocab_size=40, embed_dim=6, encoder={"name": cell, "hidden_size": 5, **encoder_settings})
 
 
 @pytest.mark.parametrize("layers,bi,pooling", [(1, False, "last"), (2, True, "max")])
@@ -106,7 +107,7 @@ def test_classifier_with_lstm_scratch_equals_lstm(layers: int, bi: bool, pooling
 def test_keras_init_works_on_scratch_lstm() -> None:
     torch.manual_seed(0)
     model = classifier("lstm_scratch", init="keras")
-    lstm = model.encoder.forward_layers[0]
+    lstm = model.net.encoder.forward_layers[0]
     assert isinstance(lstm, ScratchLSTM)
     bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
     assert torch.equal(bias[5:10], torch.ones(5)) and bias[:5].abs().sum() == 0 and bias[10:].abs().sum() == 0
@@ -137,9 +138,9 @@ def test_checkpoints_load_across_lstm_and_lstm_scratch(tmp_path: Path) -> None:
     tokens, lengths = torch.randint(2, 40, (2, 6)), torch.tensor([6, 3])
     for cell in ("lstm_scratch", "lstm"):
         path = tmp_path / f"{cell}.ckpt"
-        hparams = {**dict(ref.hparams), "cell": cell}  # an lstm checkpoint relabelled, and back
-        torch.save({"state_dict": ref.state_dict(), "hyper_parameters": hparams}, path)
+        hparams = {**dict(ref.hparams), "encoder": {**ref.hparams.encoder, "name": cell}}  # relabelled, and back
+        torch.save({"state_dict": ref.state_dict(), "hyper_parameters": hparams, FORMAT_KEY: FORMAT}, path)
         model = load_classifier(path)
-        assert model.hparams.cell == cell
+        assert model.hparams.encoder["name"] == cell and model.net.encoder.cell == cell
         with torch.no_grad():
             torch.testing.assert_close(model(tokens, lengths), ref(tokens, lengths), atol=1e-5, rtol=1e-5)
