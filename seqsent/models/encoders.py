@@ -5,11 +5,11 @@
 and left-aligns them first (valid steps first, padding after). A forward RNN is causal, so its
 output at step `length - 1` is exactly what the review alone would give. The backward direction of
 a bidirectional layer runs a forward RNN over each review reversed within its own length, which is
-again left-aligned. This keeps the fast padded kernels (cuDNN, oneDNN)
-and avoids `PackedSequence`, which is many times slower on CPU.
+again left-aligned. This keeps the fast padded kernels (cuDNN, oneDNN) and avoids `PackedSequence`,
+which is many times slower on CPU. The summary pools the outputs with `masked_pool` (seqsent.models.pooling).
 
 The layers run time-major (T, B, ...), the layout the oneDNN and cuDNN kernels compute in: a
-batch-first input that is a transposed view of a time-major tensor (as `SequenceClassifier` embeds
+batch-first input that is a transposed view of a time-major tensor (as `TextClassifierNet` embeds
 its tokens) reaches them without a copy, and the gradients come back without one (docs/speed.md).
 
 Under CPU autocast (bf16-mixed) on a processor whose oneDNN has no low-precision LSTM kernel (without
@@ -130,10 +130,11 @@ def cpu_lstm_autocast_works(dtype: torch.dtype) -> bool:
 
 
 class RecurrentEncoder(nn.Module):
-    """Stacked `rnn` (tanh), `lstm` or `gru` layers, optionally bidirectional, with a pooled summary.
+    """Stacked `rnn` (tanh), `lstm` or `gru` layers, optionally bidirectional, with a pooled summary: the
+    registry's `rnn`, `lstm`, `gru` and `lstm_scratch` encoders (`seqsent.models.registry`).
 
     Args:
-        cell: "rnn", "lstm" or "gru".
+        cell: "rnn", "lstm", "gru" or "lstm_scratch" (`ScratchLSTM`, the LSTM written gate by gate).
         input_size: size of the input vectors (the embedding size).
         hidden_size: hidden units per direction.
         num_layers: stacked layers; `dropout` is applied between them.
