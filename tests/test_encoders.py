@@ -257,18 +257,23 @@ def small_transformer(**settings: object) -> TransformerEncoder:
 
 
 def test_transformer_attends_through_the_fused_kernel_with_a_boolean_key_mask(monkeypatch) -> None:
-    calls: list[torch.Tensor] = []
+    """...and without attention dropout by default, so training takes the fused kernel on the CPU too."""
+    calls: list[tuple[torch.Tensor, float]] = []
     fused = torch.nn.functional.scaled_dot_product_attention
 
-    def spy(q, k, v, attn_mask=None, **kwargs):
-        calls.append(attn_mask)
-        return fused(q, k, v, attn_mask=attn_mask, **kwargs)
+    def spy(q, k, v, attn_mask=None, dropout_p=0.0, **kwargs):
+        calls.append((attn_mask, dropout_p))
+        return fused(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, **kwargs)
 
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
-    enc = small_transformer(num_layers=3).eval()
-    enc(torch.randn(2, 4, 6), torch.tensor([4, 2]))
-    assert len(calls) == 3 and all(m.dtype == torch.bool and m.shape == (2, 1, 1, 4) for m in calls)
-    assert calls[0][1, 0, 0].tolist() == [True, True, False, False]
+    x, lengths = torch.randn(2, 4, 6), torch.tensor([4, 2])
+    small_transformer(num_layers=3).train()(x, lengths)
+    assert len(calls) == 3 and all(m.dtype == torch.bool and m.shape == (2, 1, 1, 4) and p == 0 for m, p in calls)
+    assert calls[0][0][1, 0, 0].tolist() == [True, True, False, False]
+    enc = small_transformer(num_layers=1, attention_dropout=0.25)
+    enc.train()(x, lengths)
+    enc.eval()(x, lengths)
+    assert [p for _, p in calls[3:]] == [0.25, 0.0]
 
 
 def test_transformer_cls_pooling_reads_the_output_at_a_trained_first_step() -> None:

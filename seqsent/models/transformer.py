@@ -30,7 +30,9 @@ class TransformerEncoder(nn.Module):
         num_layers: blocks.
         num_heads: attention heads (they divide `d_model`).
         ff_size: hidden units of each feed-forward.
-        dropout: on the attention weights and on each block's two outputs.
+        dropout: on the input vectors (after positions) and on each block's two outputs.
+        attention_dropout: on the attention weights (on the CPU a nonzero value runs the slower
+            unfused attention).
         positions: "learned" (one trained vector per step, up to `max_len` steps) or "sinusoidal"
             (fixed, Vaswani et al. 2017, any length).
         max_len: the longest input learned positions cover (a longer batch is an error).
@@ -46,6 +48,7 @@ class TransformerEncoder(nn.Module):
         num_heads: int = 4,
         ff_size: int = 512,
         dropout: float = 0.1,
+        attention_dropout: float = 0.0,
         positions: str = "learned",
         max_len: int = 512,
         pooling: str = "mean",
@@ -59,13 +62,15 @@ class TransformerEncoder(nn.Module):
         if self.position is not None:
             nn.init.normal_(self.position.weight, std=0.02)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(Block(d_model, num_heads, ff_size, dropout) for _ in range(num_layers))
+        block = (d_model, num_heads, ff_size, dropout, attention_dropout)
+        self.layers = nn.ModuleList(Block(*block) for _ in range(num_layers))
         self.norm = nn.LayerNorm(d_model)
 
     def states(self, x: Tensor, lengths: Tensor) -> Tensor:
         """The top block's outputs at the review's steps (B, T, d_model), after the final LayerNorm
         (without the CLS step)."""
-        return self._encode(x, lengths)[:, 1:] if self.cls is not None else self._encode(x, lengths)
+        out = self._encode(x, lengths)
+        return out[:, 1:] if self.cls is not None else out
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """Left-aligned inputs (B, T, input_size) with true `lengths` -> (B, d_model)."""
@@ -98,9 +103,9 @@ class TransformerEncoder(nn.Module):
 class Block(nn.Module):
     """One pre-norm Transformer block: x + attention(norm(x)), then x + feed-forward(norm(x))."""
 
-    def __init__(self, d_model: int, num_heads: int, ff_size: int, dropout: float):
+    def __init__(self, d_model: int, num_heads: int, ff_size: int, dropout: float, attention_dropout: float):
         super().__init__()
-        self.num_heads, self.attention_dropout = num_heads, dropout
+        self.num_heads, self.attention_dropout = num_heads, attention_dropout
         self.attention_norm = nn.LayerNorm(d_model)
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.attention_out = nn.Linear(d_model, d_model)
@@ -138,5 +143,6 @@ def check_settings(v: Mapping[str, Any]) -> None:
         raise SettingError("input_size, d_model, num_layers, num_heads, ff_size and max_len must be >= 1")
     if v["d_model"] % v["num_heads"]:
         raise SettingError(f"d_model={v['d_model']}, num_heads={v['num_heads']}: use heads that divide d_model")
-    if not 0.0 <= v["dropout"] < 1.0:
-        raise SettingError(f"dropout={v['dropout']}: use a value in [0, 1)")
+    for key in ("dropout", "attention_dropout"):
+        if not 0.0 <= v[key] < 1.0:
+            raise SettingError(f"{key}={v[key]}: use a value in [0, 1)")
