@@ -68,6 +68,23 @@ def test_a_target_builds_a_class_outside_the_registry() -> None:
     assert isinstance(enc, ToyEncoder) and enc.output_size == 5 and enc.proj.in_features == 4
 
 
+def test_a_target_in_a_users_own_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file outside seqsent, importable from the working directory (or PYTHONPATH), plugs in by `_target_`."""
+    (tmp_path / "my_encoders.py").write_text(
+        "from torch import nn\n"
+        "from seqsent.models.pooling import masked_pool\n\n"
+        "class MaxEncoder(nn.Module):\n"
+        "    def __init__(self, input_size: int, size: int = 2):\n"
+        "        super().__init__()\n"
+        "        self.proj, self.output_size = nn.Linear(input_size, size), size\n\n"
+        "    def forward(self, x, lengths):\n"
+        "        return masked_pool(self.proj(x), lengths, 'max')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    enc = build_encoder({"_target_": "my_encoders.MaxEncoder", "size": 3}, input_size=4)
+    assert enc.output_size == 3 and enc(torch.randn(2, 5, 4), torch.tensor([5, 1])).shape == (2, 3)
+
+
 def test_register_encoder_makes_a_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("seqsent.models.registry.ENCODERS", dict(ENCODERS))
     from seqsent.models import registry
