@@ -321,3 +321,12 @@ def test_recurrent_states_and_gated_layers() -> None:
     torch.testing.assert_close(enc(x, lengths), masked_pool(states, lengths, "mean"))
     assert enc.gated_layers() == enc.recurrent_layers() and len(enc.gated_layers()) == 4
     assert RecurrentEncoder("rnn", 3, 4).gated_layers() == []
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_transformer_output_is_its_pooling_of_its_states(pooling: str) -> None:
+    """What diagnostics rely on: `masked_pool(states, lengths, pooling)` is the encoder's output."""
+    torch.manual_seed(0)
+    enc = small_transformer(pooling=pooling).eval()
+    x, lengths = torch.randn(3, 5, 6), torch.tensor([5, 2, 1])
+    torch.testing.assert_close(enc(x, lengths), masked_pool(enc.states(x, lengths), lengths, pooling))
