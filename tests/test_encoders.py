@@ -236,9 +236,9 @@ def test_cnn_defaults_are_kims_and_a_short_review_reads_zero_padded_windows() ->
     torch.testing.assert_close(enc(review, torch.tensor([2])), expected)
 
 
-@pytest.mark.parametrize("widths", [[], [3, 0], [2.5]])
-def test_cnn_refuses_bad_widths(widths: list) -> None:
-    with pytest.raises(SettingError, match=r"widths=.*: use one or more whole numbers >= 1, e.g. \[3, 4, 5\]"):
+@pytest.mark.parametrize("widths", [[], [3, 0], [2.5], 3, "345"])
+def test_cnn_refuses_bad_widths(widths: object) -> None:
+    with pytest.raises(SettingError, match=r"widths=.*: use a list of one or more whole numbers >= 1, e.g. \[3, 4"):
         CNNEncoder(4, widths=widths)
 
 

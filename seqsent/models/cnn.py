@@ -27,9 +27,10 @@ class CNNEncoder(nn.Module):
 
     def __init__(self, input_size: int, widths: Sequence[int] = (3, 4, 5), channels: int = 100):
         super().__init__()
+        listed = isinstance(widths, Sequence) and not isinstance(widths, str) and len(widths) > 0
+        if not listed or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
+            raise SettingError(f"widths={widths!r}: use a list of one or more whole numbers >= 1, e.g. [3, 4, 5]")
         widths = tuple(widths)
-        if not widths or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
-            raise SettingError(f"widths={list(widths)}: use one or more whole numbers >= 1, e.g. [3, 4, 5]")
         if input_size < 1 or channels < 1:
             raise SettingError(f"input_size={input_size}, channels={channels}: use >= 1")
         self.widths, self.channels = widths, channels
