@@ -31,7 +31,11 @@ def config_dir() -> str:
 
 def register_resolvers() -> None:
     """`${uid:}`: a short random id, cached per config, so run dirs never collide.
-    `${resume_dir:CKPT,DEFAULT}`: the run dir that holds checkpoint CKPT, else DEFAULT."""
+    `${resume_dir:CKPT,DEFAULT}`: the run dir that holds checkpoint CKPT, else DEFAULT.
+    The data configs' `${data_path:...}` and `${if_hub:...}` (`seqsent.data.sources.register_resolvers`)."""
+    from seqsent.data.sources import register_resolvers as register_data_resolvers
+
+    register_data_resolvers()
     if not OmegaConf.has_resolver("uid"):
         OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True)
     if not OmegaConf.has_resolver("resume_dir"):

@@ -18,9 +18,10 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from seqsent.data.synthetic import make_reviews, write_parquet_dir  # noqa: E402
 
 REAL_IMDB_DIR = os.environ.get("SEQSENT_IMDB_DIR")
+REAL_DATA_DIR = os.environ.get("SEQSENT_DATA_DIR")
 
 
-ISOLATED = ("SEQSENT_CACHE_DIR", "SEQSENT_OUTPUT_DIR", "SEQSENT_IMDB_DIR")
+ISOLATED = ("SEQSENT_CACHE_DIR", "SEQSENT_OUTPUT_DIR", "SEQSENT_IMDB_DIR", "SEQSENT_DATA_DIR")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,6 +32,7 @@ def isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     root = tmp_path_factory.mktemp("session")
     os.environ["SEQSENT_CACHE_DIR"], os.environ["SEQSENT_OUTPUT_DIR"] = str(root / "cache"), str(root / "runs")
     os.environ.pop("SEQSENT_IMDB_DIR", None)
+    os.environ.pop("SEQSENT_DATA_DIR", None)
     yield
     for key, value in saved.items():
         if value is None:
@@ -45,6 +47,7 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SEQSENT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SEQSENT_OUTPUT_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("SEQSENT_IMDB_DIR", raising=False)
+    monkeypatch.delenv("SEQSENT_DATA_DIR", raising=False)
     return tmp_path
 
 
@@ -70,3 +73,10 @@ def real_imdb_dir() -> Path | None:
     autouse fixture hides it from the tests themselves), or None: tests that want it skip then."""
     path = REAL_IMDB_DIR
     return Path(path) if path and any(Path(path).glob("train-*.parquet")) else None
+
+
+def real_data_dir(name: str) -> Path | None:
+    """`$SEQSENT_DATA_DIR/<name>` as it was when pytest started (hidden from the tests as `real_imdb_dir`'s
+    variable is), or None when it holds no training split: tests that want it skip then."""
+    path = Path(REAL_DATA_DIR, name) if REAL_DATA_DIR else None
+    return path if path and any(path.glob("train-*.parquet")) else None

@@ -170,6 +170,7 @@ def test_datamodule_batches_and_preprocessing(imdb_dir: Path) -> None:
     assert set(batch["labels"].tolist()) <= {0.0, 1.0}
     prep = dm.preprocessing()
     assert prep["max_len"] == 16 and prep["padding"] == "post" and isinstance(prep["tokenizer_json"], str)
+    assert dm.num_classes == 2 and dm.label_names == prep["label_names"] == ["0", "1"]  # no names in the files
 
 
 def test_bucket_sampler_covers_everything_and_groups_lengths() -> None:
@@ -199,7 +200,16 @@ def test_every_epoch_of_a_lightning_fit_has_its_own_order(bucket: bool, tmp_path
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
-    from seqsent.models import SequenceClassifier
+    class Tiny(L.LightningModule):  # any model: the batches are the data module's
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = torch.nn.Embedding(200, 1)
+
+        def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+            return self.embedding(batch["tokens"]).mean()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
 
     class Record(Callback):
         def __init__(self) -> None:
@@ -221,7 +231,7 @@ def test_every_epoch_of_a_lightning_fit_has_its_own_order(bucket: bool, tmp_path
         callbacks=[record],
         default_root_dir=tmp_path,
     )
-    trainer.fit(SequenceClassifier(vocab_size=200, embed_dim=4, hidden_size=4, bigram_buckets=0), datamodule=dm)
+    trainer.fit(Tiny(), datamodule=dm)
     orders = [record.epochs[e] for e in range(3)]
     assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]
     assert all(sum(len(b) for b in order) == len(dm.train_set) for order in orders)

@@ -64,7 +64,7 @@ def test_labels_outside_zero_one(tmp_path: Path) -> None:
 def test_empty_split(tmp_path: Path) -> None:
     write_parquet_dir(tmp_path / "d", {"train": make_reviews(20, 0), "test": ([], [])})
     message = load_error(tmp_path / "d")
-    assert "test-00000-of-00001.parquet" in message and "no reviews" in message
+    assert "test-00000-of-00001.parquet" in message and "holds no texts" in message
 
 
 def test_not_a_parquet_file(tmp_path: Path) -> None:

@@ -44,10 +44,15 @@ def test_whole_float_labels_still_load(tmp_path: Path) -> None:
     assert dm.data.splits["train"].labels.tolist() == [0, 1] * 5
 
 
-@pytest.mark.parametrize("labels", [pa.array(["pos", "neg"] * 5), pa.array([None] * 10, pa.null())])
-def test_labels_that_are_not_numbers(tmp_path: Path, labels: pa.Array) -> None:
+@pytest.mark.parametrize("labels", [pa.array([None] * 10, pa.null()), pa.array([b"pos", b"neg"] * 5, pa.binary())])
+def test_labels_that_are_not_labels(tmp_path: Path, labels: pa.Array) -> None:
     message = load_error(data_with_train(tmp_path / "d", TEXTS, labels))
-    assert "column 'label'" in message and TRAIN in message and "0 (neg) or 1 (pos)" in message
+    assert "column 'label'" in message and TRAIN in message and "labels must be 0 or 1" in message
+
+
+def test_missing_labels(tmp_path: Path) -> None:
+    message = load_error(data_with_train(tmp_path / "d", TEXTS, pa.array([0, None] * 5, pa.int64())))
+    assert TRAIN in message and "missing labels" in message
 
 
 @pytest.mark.parametrize(

@@ -238,8 +238,8 @@ def test_the_script_needs_an_unsupervised_split(tmp_path: Path) -> None:
     proc = run_script(SCRIPT, "--data", str(data), "--out", str(tmp_path / "s.parquet"), str(fake))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"error: no unsupervised-*.parquet in {data} (and no aclImdb/unsupervised/ tree): "
-        "put the IMDB unsupervised split there or point --data elsewhere"
+        f"error: no unsupervised-*.parquet, unsupervised.parquet, .csv or .jsonl in {data} "
+        "(and no aclImdb/unsupervised/ tree): put the unsupervised split there or point --data elsewhere"
     ]
     assert not (tmp_path / "s.parquet").exists()
 

@@ -1,7 +1,7 @@
-"""Data: IMDB loading, tokenization, caching and batching."""
+"""Data: loading any text-classification dataset (IMDB by default), tokenization, caching and batching."""
 
 from seqsent.data.batching import BucketBatchSampler, Collator, EncodedReviews, pad, truncate
-from seqsent.data.datamodule import IMDBDataModule
+from seqsent.data.datamodule import IMDBDataModule, TextClassificationDataModule
 from seqsent.data.long_range import LongRangeDataModule
 from seqsent.data.synthetic import SyntheticDataModule
 
@@ -12,6 +12,7 @@ __all__ = [
     "IMDBDataModule",
     "LongRangeDataModule",
     "SyntheticDataModule",
+    "TextClassificationDataModule",
     "pad",
     "truncate",
 ]

@@ -1,8 +1,9 @@
 """On-disk cache of the vocabulary and the encoded splits, keyed by the data and the settings.
 
-A cache entry is a directory `prep-<key>/` holding `tokenizer.json`, `meta.json` and, per split,
-`<split>.ids.npy`, `<split>.offsets.npy`, `<split>.labels.npy`. It is built in a temporary
-directory and renamed into place, so concurrent builders never leave a half-written entry.
+A cache entry is a directory `prep-<key>/` holding `tokenizer.json`, `meta.json` (the key's settings,
+the class names and the split sizes) and, per split, `<split>.ids.npy`, `<split>.offsets.npy`,
+`<split>.labels.npy`. It is built in a temporary directory and renamed into place, so concurrent
+builders never leave a half-written entry.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 
-from seqsent.data.sources import file_fingerprint, load_splits, parquet_files
-from seqsent.data.vocab import TOKENIZER_VERSION, encode, tokenizer_from_json, train_tokenizer
+from seqsent.data.sources import Source, Split, data_files, files_fingerprint, load_splits
+from seqsent.data.vocab import TOKENIZER_VERSION, encode
 from seqsent.errors import SeqsentError
 
 CACHE_FIX = "set data.cache_dir (or $SEQSENT_CACHE_DIR) to a writable directory"
@@ -77,71 +80,60 @@ class EncodedSplit:
 
 @dataclass
 class Prepared:
-    """What `prepare` returns: the tokenizer JSON, the encoded splits and the cache entry."""
+    """What `prepare` returns: the tokenizer JSON, the encoded splits, the class names and the cache entry."""
 
     tokenizer_json: str
     splits: dict[str, EncodedSplit]
+    label_names: list[str]
     directory: Path
     built: bool
 
 
+def cache_key(fingerprints: dict[str, str], settings: dict[str, Any]) -> str:
+    """The entry name's hash: the data's fingerprints and the settings that change the encoded data."""
+    key = {"version": TOKENIZER_VERSION, "data": fingerprints, "settings": settings}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
 def prepare(
-    path: str,
+    source: Source,
     splits: tuple[str, ...],
-    vocab_size: int,
-    min_frequency: int,
-    punctuation: str,
-    val_fraction: float,
-    split_seed: int,
+    settings: dict[str, Any],
     cache_dir: Path,
-    tokenizer_json: str | None = None,
+    make_tokenizer: Callable[[dict[str, Split]], Tokenizer],
+    optional: tuple[str, ...] = (),
 ) -> Prepared:
-    """Load the cached entry for these settings, building it first when absent."""
+    """Load the cached entry of `splits` (and those of `optional` the data has) for these `settings`,
+    building it first when absent, with the vocabulary `make_tokenizer` makes from the loaded splits."""
     raw = None
-    # the parquet files `load_splits` would read are fingerprinted without reading them; anything else
-    # (an aclImdb tree, a Hub id, ambiguous files) is loaded first
-    files = parquet_files(Path(path).expanduser(), splits)
-    if files is not None and all(len(matches) == 1 for matches in files.values()):
-        fingerprints = {split: file_fingerprint(matches[0]) for split, matches in files.items()}
+    # the local files `load_splits` would read are fingerprinted without reading them; anything else
+    # (an aclImdb tree, a Hub id, a missing split) is loaded first
+    files = data_files(source.path, (*splits, *optional))
+    if files is not None and all(files[split] for split in splits):
+        fingerprints = {split: files_fingerprint(found) for split, found in files.items() if found}
     else:
-        raw = load_splits(path, splits)
-        fingerprints = {s: raw[s].fingerprint for s in splits}
-    settings = {
-        "version": TOKENIZER_VERSION,
-        "data": fingerprints,
-        "vocab": hashlib.sha256(tokenizer_json.encode()).hexdigest()
-        if tokenizer_json
-        else {
-            "vocab_size": vocab_size,
-            "min_frequency": min_frequency,
-            **({"punctuation": punctuation} if punctuation != "keep" else {}),  # older cache keys stay valid
-            "val_fraction": val_fraction,
-            "split_seed": split_seed,
-        },
-    }
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
-    entry = cache_dir / f"prep-{key}"
+        raw = load_splits(source, splits, optional=optional)
+        fingerprints = {split: raw[split].fingerprint for split in raw}
+    entry = cache_dir / f"prep-{cache_key(fingerprints, settings)}"
     if (entry / "meta.json").is_file():
         try:
-            return Prepared(*_read_entry(entry, splits), directory=entry, built=False)
+            tokenizer_json, encoded, meta = _read_entry(entry, tuple(fingerprints))
+            return Prepared(tokenizer_json, encoded, meta["label_names"], directory=entry, built=False)
         except (OSError, ValueError, KeyError) as err:  # a damaged entry (disk full, an edit): build it again
             print(f"note: cache entry {entry} is damaged ({type(err).__name__}: {err}); rebuilding it", flush=True)
             _discard(entry)
     ensure_cache_dir(cache_dir)  # before the work, not after it
-    raw = raw or load_splits(path, splits)
-    if tokenizer_json is None:
-        train_idx, _ = split_indices(len(raw["train"].texts), val_fraction, split_seed)
-        texts = raw["train"].texts
-        tok = train_tokenizer([texts[i] for i in train_idx], vocab_size, min_frequency, punctuation)
-    else:
-        tok = tokenizer_from_json(tokenizer_json)
-    encoded = {split: EncodedSplit(*encode(tok, raw[split].texts), raw[split].labels) for split in splits}
-    _write_entry(entry, tok.to_str(), encoded, settings)
-    return Prepared(tok.to_str(), encoded, directory=entry, built=True)
+    raw = raw or load_splits(source, splits, optional=optional)
+    tok = make_tokenizer(raw)
+    encoded = {split: EncodedSplit(*encode(tok, part.texts), part.labels) for split, part in raw.items()}
+    names = raw[splits[0]].label_names
+    _write_entry(entry, tok.to_str(), encoded, {"settings": settings, "label_names": names, "num_classes": len(names)})
+    return Prepared(tok.to_str(), encoded, names, directory=entry, built=True)
 
 
-def _write_entry(entry: Path, tokenizer_json: str, encoded: dict[str, EncodedSplit], settings: dict) -> None:
-    """Write the entry into a temporary directory, then rename it to `entry` (readers see all of it or nothing)."""
+def _write_entry(entry: Path, tokenizer_json: str, encoded: dict[str, EncodedSplit], info: dict) -> None:
+    """Write the entry into a temporary directory, then rename it to `entry` (readers see all of it or nothing);
+    its `meta.json` holds `info` and the split sizes."""
     tmp = entry.parent / f".{entry.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         with cache_writes(entry):
@@ -150,7 +142,7 @@ def _write_entry(entry: Path, tokenizer_json: str, encoded: dict[str, EncodedSpl
             for split, enc in encoded.items():
                 for name in ARRAYS:
                     np.save(tmp / f"{split}.{name}.npy", getattr(enc, name))
-            meta = {"settings": settings, "splits": {s: len(e) for s, e in encoded.items()}}
+            meta = {**info, "splits": {s: len(e) for s, e in encoded.items()}}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
             try:
                 os.rename(tmp, entry)
@@ -161,17 +153,18 @@ def _write_entry(entry: Path, tokenizer_json: str, encoded: dict[str, EncodedSpl
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _read_entry(entry: Path, splits: tuple[str, ...]) -> tuple[str, dict[str, EncodedSplit]]:
-    """The entry's vocabulary and splits, checked against its `meta.json` (ValueError if they disagree)."""
+def _read_entry(entry: Path, splits: tuple[str, ...]) -> tuple[str, dict[str, EncodedSplit], dict]:
+    """The entry's vocabulary, splits and meta, checked against its `meta.json` (ValueError if they disagree)."""
     tokenizer_json = (entry / "tokenizer.json").read_text(encoding="utf-8")
-    sizes = json.loads((entry / "meta.json").read_text(encoding="utf-8"))["splits"]
+    meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+    sizes = meta["splits"]
     out = {}
     for split in splits:
         enc = EncodedSplit(*(np.load(entry / f"{split}.{name}.npy", allow_pickle=False) for name in ARRAYS))
         if not (len(enc) == sizes[split] == len(enc.offsets) - 1 and enc.offsets[-1] == len(enc.ids)):
             raise ValueError(f"{split} holds {len(enc)} reviews and {len(enc.ids)} ids, meta.json {sizes[split]}")
         out[split] = enc
-    return tokenizer_json, out
+    return tokenizer_json, out, meta
 
 
 def _discard(entry: Path) -> None:
