@@ -25,9 +25,33 @@ def train_config(*overrides: str):
 
 def test_data_path_then_the_environment_then_the_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert IMDBDataModule().path == train_config().data.path == "stanfordnlp/imdb"
-    monkeypatch.setenv("SEQSENT_IMDB_DIR", str(tmp_path))
+    monkeypatch.setenv("SEQSENT_DATA_DIR", str(tmp_path / "root"))
+    assert IMDBDataModule().path == train_config().data.path == str(tmp_path / "root" / "imdb")
+    monkeypatch.setenv("SEQSENT_IMDB_DIR", str(tmp_path))  # IMDB's own variable first
     assert IMDBDataModule().path == train_config().data.path == str(tmp_path)
     assert IMDBDataModule(path="elsewhere").path == train_config("data.path=elsewhere").data.path == "elsewhere"
+
+
+@pytest.mark.parametrize(
+    "name,hub,local,hub_only",
+    [
+        ("sst2", "stanfordnlp/sst2", {}, {"text_column": "sentence", "val_split": None, "test_split": "validation"}),
+        ("trec6", "CogComp/trec", {"num_classes": 6, "val_fraction": 0.1}, {"label_column": "coarse_label"}),
+    ],
+)
+def test_dataset_configs_read_the_data_dir_else_the_hubs_copy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, hub: str, local: dict, hub_only: dict
+) -> None:
+    """`$SEQSENT_DATA_DIR/<name>` when set, else the Hub id, whose copy names columns and splits its own way."""
+    on_hub = train_config(f"data={name}").data
+    assert on_hub.path == hub and on_hub._target_ == "seqsent.data.TextClassificationDataModule"
+    assert {key: on_hub[key] for key in hub_only} == hub_only
+    monkeypatch.setenv("SEQSENT_DATA_DIR", str(tmp_path))
+    (tmp_path / name).mkdir()
+    here = train_config(f"data={name}").data
+    assert here.path == str(tmp_path / name) and here.max_len < 100
+    defaults = {"text_column": "text", "label_column": "label", "val_split": "validation", "test_split": "test"}
+    assert {key: here[key] for key in [*hub_only, *local]} == {**{k: defaults[k] for k in hub_only}, **local}
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
