@@ -73,7 +73,7 @@ def test_make_adds_no_data_directory_of_its_own() -> None:
 @pytest.mark.parametrize("model", ["lstm", "rnn", "gru"])
 def test_synthetic_runs_carry_a_smoke_sized_model(model: str) -> None:
     cfg = train_config("data=synthetic", f"model={model}")
-    classifier = instantiate(cfg.model)
+    classifier = instantiate(cfg.model, num_classes=2)  # model.num_classes: null, the data's (train.py reads it)
     assert sum(p.numel() for p in classifier.parameters()) < 2_000_000
     assert cfg.model.vocab_size == cfg.data.vocab_size
     assert train_config("data=synthetic", "model.bigram_buckets=0").model.bigram_buckets == 0  # still settable
