@@ -278,3 +278,51 @@ def test_runs_gathered_as_links_are_found_once_and_a_link_loop_ends(sweep: Path,
     (gathered / "loop").symlink_to(gathered, target_is_directory=True)  # a link back up
     assert [p.name for p in find_run_dirs(gathered)] == ["0_model=rnn,seed=0", "2_model=lstm,seed=0"]
     assert {run.path.name for run in load_runs(gathered)} == {"0_model=rnn,seed=0", "2_model=lstm,seed=0"}
+
+
+def write_run(run_dir: Path, model: dict, overrides: list[str], metrics: dict | None) -> None:
+    """A run dir as seqsent.train writes it: its config, overrides and (when it finished) metrics.json."""
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "model": model}))
+    (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if metrics is not None:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_runs_are_named_by_encoder_and_ordered_recurrent_then_baselines(tmp_path: Path) -> None:
+    """The architecture is `model.encoder.name` (bi- when bidirectional), else `model.cell` (run dirs of
+    seqsent before the encoder registry), else the `_target_` class name; `model=X` and
+    `model/encoder=X` overrides choose it, so they never split a group. Multi-class runs log no AUROC."""
+    root = tmp_path / "sweep"
+    multi = {"test/acc": 0.9, "test/f1": 0.8, "val/acc_best": 0.85}  # what a 6-class run logs: no test/auroc
+    recurrent = {"init": "${..init}", "hidden_size": 8}
+    jobs = [
+        ("0", {"encoder": {"name": "nbow"}}, ["model/encoder=nbow"]),
+        ("1", {"encoder": {"_target_": "my_lab.encoders.ToyEncoder", "width": 4}}, ["model/encoder=toy"]),
+        ("2", {"encoder": {"name": "transformer", "d_model": 8}}, ["model/encoder=transformer"]),
+        ("3", {"encoder": {"name": "lstm", "bidirectional": True, **recurrent}, "init": "torch"}, ["model=lstm"]),
+        ("4", {"encoder": {"name": "lstm", "bidirectional": True, **recurrent}, "init": "torch"}, []),
+        ("5", {"encoder": {"name": "cnn", "widths": [3, 4, 5]}}, ["model/encoder=cnn"]),
+        ("6", {"encoder": {"name": "gru", "bidirectional": False, **recurrent}, "init": "torch"}, ["model=gru"]),
+        ("7", {"cell": "rnn", "bidirectional": False}, ["model=rnn"]),  # seqsent 0.1
+        ("8", {"encoder": {"name": "lstm_scratch"}}, ["model/encoder=lstm_scratch"]),
+        ("9", {"encoder": {"name": "cnn", "widths": [3, 4, 5]}}, ["+model/encoder=cnn", "model.encoder.channels=100"]),
+    ]
+    for job, model, overrides in jobs:
+        write_run(root / f"{job}_run", model, [*overrides, f"seed={job}"], {**multi, "test/acc": 0.5 + int(job) / 100})
+    runs = load_runs(root, curves=False)
+    cnn = ["cnn model.encoder.channels=(default)", "cnn model.encoder.channels=100"]
+    order = ["rnn", "bi-lstm", "bi-lstm", "gru", *cnn, "transformer", "nbow"]
+    assert [r.arch for r in runs] == [*order, "ToyEncoder", "lstm_scratch"]
+    assert [r.test_f1 for r in runs] == [0.8] * len(jobs)
+    summaries = {s.arch: s for s in summarize(runs)}
+    assert summaries["bi-lstm"].test_acc.n == 2 and summaries["bi-lstm"].test_acc.mean == pytest.approx(0.535)
+    assert summaries["gru"].test_f1.mean == pytest.approx(0.8)
+    out = tmp_path / "report"
+    compare_main([str(root), f"out={out}"])
+    row = read_csv(out / "comparison.csv")["bi-lstm"]
+    assert (row["test_f1_n"], float(row["test_f1_mean"]), float(row["test_f1_std"])) == ("2", 0.8, 0.0)
+    assert read_csv(out / "comparison_runs.csv")["7_run"]["test_f1"] == "0.8"
+    md = (out / "comparison.md").read_text()
+    assert "| ToyEncoder | 1 | 0 | 0.5100 ± n/a | n/a | 0.8000 ± n/a | n/a | 0.8500 ± n/a |" in md
+    assert (out / "comparison.png").stat().st_size > 10_000

@@ -13,8 +13,9 @@ from seqsent.utils import atomic_write_text
 
 NA = "n/a"
 STAT_FIELDS = ["n", "mean", "std", "ci95_low", "ci95_high"]
-RUN_COLUMNS = ["run", "architecture", "seed", "status", "test_acc", "val_acc_best", "train_seconds", "epochs"]
-RUN_COLUMNS += ["num_parameters", "reason", "path"]
+METRICS = ("test/acc", "test/f1", "val/acc_best")  # each with its statistics per architecture
+RUN_COLUMNS = ["run", "architecture", "seed", "status", "test_acc", "test_f1", "val_acc_best", "train_seconds"]
+RUN_COLUMNS += ["epochs", "num_parameters", "reason", "path"]
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -39,15 +40,20 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def summary_table(summaries: list[ArchSummary]) -> str:
     """The per-architecture markdown table (also what `seqsent.compare` prints)."""
     header = ["architecture", "runs", "not completed"]
-    header += [f"{m} {what}" for m in ("test/acc", "val/acc_best") for what in ("mean ± std", "95% CI")]
+    header += [f"{m} {what}" for m in METRICS for what in ("mean ± std", "95% CI")]
     rows = []
     for s in summaries:
         low, high = s.params or (0, 0)
         params = NA if s.params is None else f"{low:,}" if low == high else f"{low:,}–{high:,}"
         missing = f"{s.failed} failed, {s.incomplete} incomplete" if s.failed or s.incomplete else "0"
-        cells = [*_stat_cells(s.test_acc), *_stat_cells(s.val_acc_best), _num(s.train_seconds, 1), params]
+        cells = [cell for stat in _stats(s) for cell in _stat_cells(stat)] + [_num(s.train_seconds, 1), params]
         rows.append([s.arch, str(s.completed), missing, *cells])
     return markdown_table([*header, "train s (mean)", "params"], rows)
+
+
+def _stats(summary: ArchSummary) -> tuple[Stat, ...]:
+    """The summary's statistics in `METRICS` order."""
+    return summary.test_acc, summary.test_f1, summary.val_acc_best
 
 
 def status_text(run: Run) -> str:
@@ -56,10 +62,10 @@ def status_text(run: Run) -> str:
 
 def runs_table(runs: list[Run]) -> str:
     """The per-run markdown table; failed and incomplete runs carry their reason."""
-    header = ["run", "architecture", "seed", "test/acc", "val/acc_best", "train s", "status"]
+    header = ["run", "architecture", "seed", *METRICS, "train s", "status"]
     rows = [
-        [f"`{r.name}`", r.arch, "" if r.seed is None else str(r.seed), _num(r.test_acc), _num(r.val_acc_best)]
-        + [_num(r.train_seconds, 1), status_text(r)]
+        [f"`{r.name}`", r.arch, "" if r.seed is None else str(r.seed), _num(r.test_acc), _num(r.test_f1)]
+        + [_num(r.val_acc_best), _num(r.train_seconds, 1), status_text(r)]
         for r in runs
     ]
     return markdown_table(header, rows)
@@ -96,12 +102,12 @@ def _csv(header: list[str], rows: list[list[Any]]) -> str:
 def summary_csv(summaries: list[ArchSummary]) -> str:
     """Per-architecture CSV; empty cells where a value is undefined (std and CI with one run)."""
     header = ["architecture", "runs", "failed", "incomplete"]
-    header += [f"{metric}_{f}" for metric in ("test_acc", "val_acc_best") for f in STAT_FIELDS]
+    header += [f"{metric.replace('/', '_')}_{f}" for metric in METRICS for f in STAT_FIELDS]
     header += ["train_seconds_mean", "num_parameters_min", "num_parameters_max", "differ_in"]
     rows = []
     for s in summaries:
         row: list[Any] = [s.arch, s.completed, s.failed, s.incomplete]
-        for stat in (s.test_acc, s.val_acc_best):
+        for stat in _stats(s):
             row += [stat.n, stat.mean, stat.std, stat.ci_low, stat.ci_high]
         rows.append([*row, s.train_seconds, *(s.params or (None, None)), " ".join(s.differ_in)])
     return _csv(header, rows)
@@ -110,8 +116,8 @@ def summary_csv(summaries: list[ArchSummary]) -> str:
 def runs_csv(runs: list[Run]) -> str:
     """Per-run CSV, failed and incomplete runs with their reason."""
     rows = [
-        [r.name, r.arch, r.seed, r.status, r.test_acc, r.val_acc_best, r.train_seconds, r.metrics.get("epochs")]
-        + [r.num_parameters, r.reason, str(r.path)]
+        [r.name, r.arch, r.seed, r.status, r.test_acc, r.test_f1, r.val_acc_best, r.train_seconds]
+        + [r.metrics.get("epochs"), r.num_parameters, r.reason, str(r.path)]
         for r in runs
     ]
     return _csv(RUN_COLUMNS, rows)

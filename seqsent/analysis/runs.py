@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 from seqsent.errors import ERROR_FILE, SeqsentError
 
 COMPLETED, FAILED, INCOMPLETE = "completed", "failed", "incomplete"
-KNOWN_CELLS = ("rnn", "lstm", "gru")
+KNOWN_ARCHS = ("rnn", "lstm", "gru", "cnn", "transformer", "nbow")  # the order of the tables and plots
 SKIP_DIRS = {".hydra", "checkpoints", "tensorboard", "__pycache__"}
 SWEEP_JOB = re.compile(r"^(\d+)_")
 UNGROUPED = ("seed", "ckpt_path")  # overrides that do not make runs a different configuration
+# overrides that choose the architecture, already in a run's `arch`: never a setting that varies
+ARCH_OVERRIDES = ("model", "model/encoder", "model.encoder.name", "model.encoder._target_", "model.cell")
+ARCH_OVERRIDES += ("model.encoder.bidirectional", "model.bidirectional")
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Run:
     reason: str | None = None  # why it is not completed (error.txt when present)
     metrics: dict[str, Any] = field(default_factory=dict)  # metrics.json
     test_acc: float | None = None
+    test_f1: float | None = None  # binary F1, or macro F1 over the classes
     val_acc_best: float | None = None
     train_seconds: float | None = None
     num_parameters: int | None = None
@@ -61,24 +66,37 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def architecture(encoder: Mapping[str, Any] | None) -> str | None:
+    """An encoder spec's label: its `name`, else its `_target_`'s class name, with `bi-` before it when
+    `bidirectional` is true; None for no spec."""
+    if not isinstance(encoder, Mapping):
+        return None
+    name = encoder.get("name") or str(encoder.get("_target_") or "").rpartition(".")[2]
+    if not name:
+        return None
+    return f"bi-{name}" if encoder.get("bidirectional") is True else str(name)
+
+
 def arch_sort_key(arch: str) -> tuple[int, str, bool, str]:
-    """rnn, lstm, gru first (each followed by its bi- variant), then any other cell by name; within
-    one cell, its swept settings (`lstm model.lr=0.01`) in order."""
-    cell, _, setting = arch.partition(" ")
-    base = cell.removeprefix("bi-")
-    rank = KNOWN_CELLS.index(base) if base in KNOWN_CELLS else len(KNOWN_CELLS)
-    return rank, base, cell.startswith("bi-"), setting
+    """rnn, lstm, gru (each followed by its bi- variant), cnn, transformer, nbow, then any other
+    architecture by name; within one, its swept settings (`lstm model.lr=0.01`) in order."""
+    name, _, setting = arch.partition(" ")
+    base = name.removeprefix("bi-")
+    rank = KNOWN_ARCHS.index(base) if base in KNOWN_ARCHS else len(KNOWN_ARCHS)
+    return rank, base, name.startswith("bi-"), setting
 
 
 def label_swept_settings(runs: list[Run]) -> None:
     """Append to each run's `arch` the overrides that vary between runs of that architecture (except
-    the seed): a sweep over `model.lr=1e-4,1e-2 seed=0,1` gives `lstm model.lr=0.0001` and
-    `lstm model.lr=0.01`, two runs each, never one group of four whose spread mixes settings."""
+    the seed and those that choose the architecture, as `model/encoder=gru`): a sweep over
+    `model.lr=1e-4,1e-2 seed=0,1` gives `lstm model.lr=0.0001` and `lstm model.lr=0.01`, two runs
+    each, never one group of four whose spread mixes settings."""
     parsed: list[dict[str, str]] = []
     by_arch: dict[str, list[dict[str, str]]] = {}
     for run in runs:
         pairs = dict(o.lstrip("+").split("=", 1) for o in run.overrides if "=" in o)
-        parsed.append({k: v for k, v in pairs.items() if not k.startswith(("~", "hydra")) and k not in UNGROUPED})
+        ignored = (*UNGROUPED, *ARCH_OVERRIDES)
+        parsed.append({k: v for k, v in pairs.items() if not k.startswith(("~", "hydra")) and k not in ignored})
         by_arch.setdefault(run.arch, []).append(parsed[-1])
     varying = {
         arch: sorted(k for k in set().union(*group) if len({g.get(k) for g in group}) > 1)
@@ -137,21 +155,31 @@ def load_run(run_dir: Path, curves: bool = True) -> Run:
     try:
         cfg = OmegaConf.load(record / "config.yaml")
         run.config = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else {}  # type: ignore[assignment]
-        cell, bidirectional, seed = (
-            OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
-            for key in ("model.cell", "model.bidirectional", "seed")
-        )
+        run.arch = _architecture(cfg)
+        seed = OmegaConf.select(cfg, "seed", throw_on_resolution_failure=False)
         if (record / "overrides.yaml").is_file():
             run.overrides = [str(o) for o in OmegaConf.load(record / "overrides.yaml")]  # type: ignore[union-attr]
     except Exception as err:
         run.status, run.reason = FAILED, f"unreadable .hydra record ({_first_line(str(err))})"
         return run
-    run.arch = f"bi-{cell}" if cell and bidirectional is True else str(cell or "unknown")
     run.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
     if curves:
         run.val_curve = read_val_curve(run.path)
     _read_status(run)
     return run
+
+
+def _architecture(cfg: Any) -> str:
+    """`model.encoder.name` (bi- prefixed when `model.encoder.bidirectional`), else `model.cell` (runs
+    of seqsent before the encoder registry), else the encoder `_target_`'s class name."""
+
+    def select(key: str) -> Any:
+        return OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+
+    encoder = {key: select(f"model.encoder.{key}") for key in ("name", "_target_", "bidirectional")}
+    if not encoder["name"] and select("model.cell"):
+        encoder = {"name": select("model.cell"), "bidirectional": select("model.bidirectional")}
+    return architecture(encoder) or "unknown"
 
 
 def _read_status(run: Run) -> None:
@@ -162,9 +190,9 @@ def _read_status(run: Run) -> None:
             run.status = COMPLETED
         except (OSError, ValueError) as err:
             run.status, run.reason = FAILED, f"unreadable metrics.json ({_first_line(str(err))})"
-        run.test_acc, run.val_acc_best, run.train_seconds, params = (
-            _number(run.metrics.get(key)) for key in ("test/acc", "val/acc_best", "train_seconds", "num_parameters")
-        )
+        keys = ("test/acc", "test/f1", "val/acc_best", "train_seconds", "num_parameters")
+        values = (_number(run.metrics.get(key)) for key in keys)
+        run.test_acc, run.test_f1, run.val_acc_best, run.train_seconds, params = values
         run.num_parameters = None if params is None else int(params)
     elif error_file.is_file():
         text = error_file.read_text(encoding="utf-8", errors="replace")

@@ -64,6 +64,7 @@ class ArchSummary:
     failed: int
     incomplete: int
     test_acc: Stat
+    test_f1: Stat  # binary F1, or macro F1 over the classes
     val_acc_best: Stat
     train_seconds: float | None  # mean over completed runs
     params: tuple[int, int] | None  # (min, max) parameter count
@@ -71,7 +72,7 @@ class ArchSummary:
 
 
 def summarize(runs: list[Run]) -> list[ArchSummary]:
-    """One `ArchSummary` per architecture (rnn, lstm, gru, bi-*, others), failed/incomplete runs counted."""
+    """One `ArchSummary` per architecture (in `arch_sort_key` order), failed/incomplete runs counted."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.arch, []).append(run)
@@ -88,6 +89,7 @@ def summarize(runs: list[Run]) -> list[ArchSummary]:
                 failed=sum(r.status == FAILED for r in group),
                 incomplete=sum(r.status == INCOMPLETE for r in group),
                 test_acc=describe([r.test_acc for r in done if r.test_acc is not None], UNIT),
+                test_f1=describe([r.test_f1 for r in done if r.test_f1 is not None], UNIT),
                 val_acc_best=describe([r.val_acc_best for r in done if r.val_acc_best is not None], UNIT),
                 train_seconds=statistics.fmean(seconds) if seconds else None,
                 params=(min(params), max(params)) if params else None,
