@@ -6,9 +6,10 @@
 
 For each checkpoint: the first `num_reviews` reviews of the `split` (val|test) of `data` (default
 IMDB from $SEQSENT_IMDB_DIR), encoded with the checkpoint's own vocabulary, max_len and padding;
-mean ||dLoss/dh_t|| of the top layer's states against steps before each review's last token
-(`seqsent.diagnostics.gradient_flow`), and LSTM gate statistics as a second panel. Writes the PNG
-(`out`, default <run dir>/gradflow.png) and the numbers as `gradflow.json` in the run dir.
+mean ||dLoss/dh_t|| of the top layer's per-step states against steps before each review's last token
+(`seqsent.diagnostics.gradient_flow`), and LSTM/GRU gate statistics as a second panel. A checkpoint
+whose encoder has no per-step states (cnn, nbow) is reported as such and left out of the figure.
+Writes the PNG (`out`, default <run dir>/gradflow.png) and the numbers as `gradflow.json` in the run dir.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from omegaconf import DictConfig
 from seqsent.allocator import keep_freed_memory
 from seqsent.builders import checkpoint_datamodule
 from seqsent.checkpoint import load_classifier
-from seqsent.diagnostics import GradFlow, gradient_flow_over, plot_gradient_flow
+from seqsent.diagnostics import GradFlow, encoder_label, gradient_flow_over, no_step_states, plot_gradient_flow
 from seqsent.errors import SeqsentError, report_errors
 from seqsent.utils import (
     RUN_MARKERS,
@@ -61,9 +62,16 @@ def gradflow(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed)
     flows: dict[str, GradFlow] = {}
     report: dict = {"split": cfg.split, "num_reviews": cfg.num_reviews, "models": {}}
+    title = None  # the reviews read, once a checkpoint has read them
     for k, path in enumerate(paths):
         model = load_classifier(path, map_location=device)
-        label = labels[k] if labels else f"{model.hparams.cell} ({Path(path).resolve().parent.parent.name})"
+        encoder = encoder_label(model)
+        label = labels[k] if labels else f"{encoder} ({Path(path).resolve().parent.parent.name})"
+        report["models"][label] = {"ckpt_path": str(Path(path).resolve()), "encoder": encoder}
+        if (problem := no_step_states(model)) is not None:
+            report["models"][label]["no_step_states"] = problem
+            print(f"{label}: {problem}", flush=True)
+            continue
         datamodule = checkpoint_datamodule(cfg.data, model, path)  # the checkpoint's vocabulary and padding
         datamodule.prepare_data()
         datamodule.setup("fit" if cfg.split == "val" else "test")
@@ -76,17 +84,20 @@ def gradflow(cfg: DictConfig) -> dict:
         report["data_path"] = str(datamodule.path)
         flow = gradient_flow_over(model, batches)
         flows[label] = flow
-        report["models"][label] = _describe(flow, path, model.hparams.cell)
+        report["models"][label].update(_describe(flow))
         print(f"{label}: {_summary_line(flow)}", flush=True)
-    split = "validation" if cfg.split == "val" else "test"
-    title = f"the first {n} {split} reviews of {Path(report['data_path']).name}"
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        plot_gradient_flow(flows, title=title).savefig(out, dpi=cfg.dpi)
-    except OSError as err:
-        raise output_error(out, err, "out=") from err
+        split = "validation" if cfg.split == "val" else "test"
+        title = f"the first {n} {split} reviews of {Path(report['data_path']).name}"
+    figure = "none (no checkpoint's encoder has per-step states)"
+    if flows:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            plot_gradient_flow(flows, title=title).savefig(out, dpi=cfg.dpi)
+        except OSError as err:
+            raise output_error(out, err, "out=") from err
+        figure = str(out)
     write_json(run_dir / NUMBERS, report, "hydra.run.dir")
-    print(f"\n== seqsent gradflow ==\n  figure: {out}\n  numbers: {run_dir / NUMBERS}", flush=True)
+    print(f"\n== seqsent gradflow ==\n  figure: {figure}\n  numbers: {run_dir / NUMBERS}", flush=True)
     return report
 
 
@@ -106,10 +117,8 @@ def _check_args(cfg: DictConfig, paths: list[str], labels: list[str]) -> None:
         raise SeqsentError("device=cuda but no CUDA GPU is available: use device=cpu")
 
 
-def _describe(flow: GradFlow, path: str, cell: str) -> dict:
+def _describe(flow: GradFlow) -> dict:
     return {
-        "ckpt_path": str(Path(path).resolve()),
-        "cell": cell,
         "mean_grad_norm_by_distance": [None if math.isnan(v) else v for v in flow.mean_norms().tolist()],
         "geomean_grad_norm_by_distance": [None if math.isnan(v) else v for v in flow.geomean_norms().tolist()],
         "reviews_by_distance": flow.count.tolist(),

@@ -1,11 +1,12 @@
 """`GradientFlow`: a callback that watches gradients vanish (or not) over time during training.
 
-    python -m seqsent.train callbacks=diagnostics model=rnn [callbacks.gradient_flow.every_n_steps=100]
+    python -m seqsent.train callbacks=diagnostics model/encoder=rnn [callbacks.gradient_flow.every_n_steps=100]
 
 Every `every_n_steps` training steps, on the first `batch_size` validation reviews (eval mode, no
 `.grad`, no random state consumed), it logs the figure `diag/grad_flow`, the histogram
 `diag/grad_norm_per_step` and the scalars `diag/grad_norm/d<k>`, `diag/grad_norm_geomean/d<k>` and
-`diag/gates/<layer>/...` (docs/diagnostics.md).
+`diag/gates/<layer>/...` (docs/diagnostics.md). For an encoder without per-step states (cnn, nbow)
+it warns once and logs nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
 
-from seqsent.diagnostics.analysis import Batch, GradFlow, gradient_flow
+from seqsent.diagnostics.analysis import Batch, GradFlow, NoStepStates, encoder_label, gradient_flow, no_step_states
 from seqsent.diagnostics.plots import plot_gradient_flow
 from seqsent.errors import SeqsentError
 
@@ -25,7 +27,7 @@ DISTANCES = (0, 10, 25, 50, 100, 200, 400)  # steps before the end logged as sca
 
 
 class GradientFlow(Callback):
-    """Logs gradient flow over time and LSTM gate statistics on a fixed validation batch."""
+    """Logs gradient flow over time and gate statistics on a fixed validation batch."""
 
     def __init__(self, every_n_steps: int = 200, batch_size: int = 64):
         if every_n_steps < 1 or batch_size < 1:
@@ -35,17 +37,30 @@ class GradientFlow(Callback):
         self.every_n_steps, self.batch_size = every_n_steps, batch_size
         self._batch: Batch | None = None
         self._last_step = -1
+        self._off = False  # the model has no per-step states (warned once)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        problem = no_step_states(pl_module)
+        self._off = problem is not None
+        if problem is not None:
+            rank_zero_warn(f"callbacks=diagnostics logs no gradient flow: {problem}")
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         step = trainer.global_step
-        if step == 0 or step % self.every_n_steps or step == self._last_step or not trainer.is_global_zero:
+        skip = self._off or step == 0 or step % self.every_n_steps or step == self._last_step
+        if skip or not trainer.is_global_zero:
             return
         self._last_step = step
-        with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
-            flow = gradient_flow(pl_module, self.fixed_batch(trainer))  # type: ignore[arg-type]
-        self.log_flow(trainer, flow, step, label=f"{getattr(pl_module.hparams, 'cell', 'model')} step {step}")
+        try:
+            with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
+                flow = gradient_flow(pl_module, self.fixed_batch(trainer))
+        except NoStepStates as err:  # states() that are not what the summary pools: found only by running it
+            self._off = True
+            rank_zero_warn(f"callbacks=diagnostics logs no gradient flow: {err}")
+            return
+        self.log_flow(trainer, flow, step, label=f"{encoder_label(pl_module)} step {step}")
 
     def fixed_batch(self, trainer: L.Trainer) -> Batch:
         """The first `batch_size` validation reviews, collated once and reused at every analysis."""
