@@ -19,7 +19,7 @@ SWEEP_ARGS = [
     "data.n_train=200",
     "data.n_test=80",
     "data.vocab_size=200",
-    "model.hidden_size=16",
+    "model.encoder.hidden_size=16",
     TINY_BIGRAMS,
     "model.embed_dim=16",
     "trainer.max_epochs=2",
