@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -16,7 +17,8 @@ from seqsent.builders import instantiate_group
 from seqsent.utils import config_dir, register_resolvers
 
 CONF = Path(config_dir())
-GROUPS = ["data", "model", "trainer", "callbacks", "logger", "experiment"]
+GROUPS = ["data", "model", "model/encoder", "trainer", "callbacks", "logger", "experiment"]
+ENCODERS = ["rnn", "lstm", "gru", "lstm_scratch", "cnn", "transformer", "nbow"]
 
 
 def options(group: str) -> list[str]:
@@ -41,8 +43,10 @@ def test_every_group_option_composes_and_resolves(group: str, option: str, tmp_p
         if k != "hydra"
     }
     assert container["model"]["vocab_size"] == container["data"]["vocab_size"]
-    model = instantiate(cfg.model)
-    assert model.hparams.cell == cfg.model.cell
+    assert container["run_name"] == container["model"]["encoder"]["name"] or group == "experiment"
+    model = instantiate(cfg.model, num_classes=2)  # the data's count, as train.py passes it
+    assert model.hparams.encoder == OmegaConf.to_container(cfg.model.encoder, resolve=True)
+    assert isinstance(model.hparams.encoder, dict)  # a plain dict, for weights_only checkpoints
     if group == "data":
         instantiate(cfg.data, path=str(tmp_path))  # argument checks run in __init__
     if group in ("trainer",) and option != "gpu":
@@ -59,29 +63,60 @@ def test_primary_configs_compose(name: str, tmp_path: Path) -> None:
     assert OmegaConf.to_container(cfg.data, resolve=True)["_target_"].startswith("seqsent.")
 
 
+@pytest.mark.parametrize("data", options("data"))
+def test_every_encoder_composes_with_every_dataset(data: str, tmp_path: Path) -> None:
+    """`-m model/encoder=...` sweeps any dataset: each encoder's config resolves under the recipe, and
+    the run is named after the encoder."""
+    out = f"hydra.runtime.output_dir={tmp_path}"
+    for name in ENCODERS:
+        cfg = composed("train", [f"model/encoder={name}", f"data={data}", out])
+        encoder = OmegaConf.to_container(cfg.model.encoder, resolve=True)
+        assert encoder["name"] == cfg.run_name == name and cfg.model.num_classes is None
+        assert ("init" in encoder) == (name in ("rnn", "lstm", "gru", "lstm_scratch"))  # recurrent: the recipe's
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_every_encoder_builds_under_the_recipe(name: str, tmp_path: Path) -> None:
+    cfg = composed("train", [f"model/encoder={name}", "data=synthetic", f"hydra.runtime.output_dir={tmp_path}"])
+    model = instantiate(cfg.model, num_classes=6)
+    assert model.hparams.encoder["name"] == name and model.net.head[1].out_features == 6
+    with torch.no_grad():
+        logits = model(torch.randint(2, 1000, (3, 9)), torch.tensor([9, 4, 1]))
+    assert logits.shape == (3, 6) and torch.isfinite(logits).all()
+
+
 def test_seed_experiments_match_the_notebook(tmp_path: Path) -> None:
     for cell in ("rnn", "lstm"):
         cfg = composed("train", [f"experiment=seed_{cell}", f"hydra.runtime.output_dir={tmp_path}"])
-        assert cfg.model.cell == cell
+        encoder = cfg.model.encoder
+        assert encoder.name == cfg.run_name == cell
         assert (cfg.data.vocab_size, cfg.data.max_len, cfg.data.padding, cfg.data.truncation) == (
             10000,
             200,
             "pre",
             "pre",
         )
-        assert (cfg.model.embed_dim, cfg.model.hidden_size, cfg.data.batch_size) == (128, 128, 32)
+        assert (cfg.model.embed_dim, encoder.hidden_size, cfg.data.batch_size) == (128, 128, 32)
         assert (cfg.model.lr, cfg.trainer.max_epochs, cfg.data.val_fraction) == (1e-3, 5, 0.2)
-        assert not cfg.model.bidirectional and cfg.model.optimizer == "adam"
-        assert cfg.model.init == "keras"  # Keras' initializers exactly
+        assert not encoder.bidirectional and encoder.pooling == "last" and cfg.model.optimizer == "adam"
+        assert cfg.model.init == encoder.init == "keras"  # Keras' initializers exactly
+        assert cfg.model.dropout == encoder.dropout == 0.0
         assert cfg.model.bigram_buckets == 0  # words only, as the notebook
 
 
-def test_model_choice_swaps_only_the_cell(tmp_path: Path) -> None:
-    cfgs = {
-        m: composed("train", [f"model={m}", f"hydra.runtime.output_dir={tmp_path}"]).model
-        for m in ("rnn", "lstm", "gru", "lstm_scratch")
-    }
-    strip = {m: {k: v for k, v in OmegaConf.to_container(c).items() if k != "cell"} for m, c in cfgs.items()}
+def test_model_choice_swaps_only_the_encoder_name(tmp_path: Path) -> None:
+    """model=rnn|gru|lstm_scratch are the recipe with that encoder, the same as model/encoder=<name>."""
+    out = f"hydra.runtime.output_dir={tmp_path}"
+    cfgs = {m: composed("train", [f"model={m}", out]).model for m in ("rnn", "lstm", "gru", "lstm_scratch")}
+    strip = {}
+    for m, c in cfgs.items():
+        plain = OmegaConf.to_container(c, resolve=True)
+        assert plain["encoder"].pop("name") == m
+        strip[m] = plain
+        assert OmegaConf.to_container(composed("train", [f"model/encoder={m}", out]).model, resolve=True) == {
+            **plain,
+            "encoder": {**plain["encoder"], "name": m},
+        }
     assert strip["rnn"] == strip["lstm"] == strip["gru"] == strip["lstm_scratch"]
 
 
@@ -120,12 +155,18 @@ def test_keras_experiments_are_the_seed_recipes_computed_as_keras_does(tmp_path:
     out = f"hydra.runtime.output_dir={tmp_path}"
     for cell in ("rnn", "lstm"):
         seed, keras = (composed("train", [f"experiment={name}_{cell}", out]) for name in ("seed", "keras"))
-        assert (keras.data.punctuation, keras.model.unmasked_len, keras.model.single_bias) == ("drop", 200, True)
+        assert (keras.data.punctuation, keras.model.unmasked_len, keras.model.encoder.single_bias) == (
+            "drop",
+            200,
+            True,
+        )
         assert keras.model.unmasked_len == keras.data.max_len
         for key in ("vocab_size", "max_len", "padding", "truncation", "batch_size", "val_fraction"):
             assert keras.data[key] == seed.data[key], key
-        for key in ("cell", "embed_dim", "hidden_size", "init", "optimizer", "lr", "bigram_buckets"):
+        for key in ("embed_dim", "init", "optimizer", "lr", "bigram_buckets"):
             assert keras.model[key] == seed.model[key], key
+        for key in ("name", "hidden_size", "init"):
+            assert keras.model.encoder[key] == seed.model.encoder[key], key
         assert keras.trainer.max_epochs == seed.trainer.max_epochs == 5
 
 
@@ -147,14 +188,15 @@ def test_long_range_experiment_must_carry_the_cue_with_the_scripts_budget(cell: 
 
     cfg = composed("train", ["experiment=long_range", f"model={cell}", f"hydra.runtime.output_dir={tmp_path}"])
     assert cfg.data._target_ == "seqsent.data.LongRangeDataModule"
-    model = instantiate(cfg.model)
-    assert (model.hparams.cell, model.hparams.bidirectional, model.hparams.pooling) == (cell, False, "last")
-    assert model.bigrams is None and model.trigrams is None
+    model = instantiate(cfg.model, num_classes=2)
+    encoder = model.hparams.encoder
+    assert (encoder["name"], encoder["bidirectional"], encoder["pooling"]) == (cell, False, "last")
+    assert model.net.bigrams is None and model.net.trigrams is None
     spec = importlib.util.spec_from_file_location("long_range_script", CONF.parent / "scripts" / "long_range.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     args = script.parse_args([])
-    assert (cfg.model.embed_dim, cfg.model.hidden_size, cfg.model.lr, cfg.model.init) == (
+    assert (cfg.model.embed_dim, cfg.model.encoder.hidden_size, cfg.model.lr, cfg.model.encoder.init) == (
         args.embed_dim,
         args.hidden_size,
         args.lr,

@@ -13,6 +13,7 @@ import pytest
 from helpers import TINY_BIGRAMS
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from seqsent.utils import config_dir, register_resolvers
 
@@ -21,7 +22,7 @@ TINY = [
     "data.n_train=160",
     "data.n_test=60",
     "data.vocab_size=150",
-    "model.hidden_size=8",
+    "model.encoder.hidden_size=8",
     TINY_BIGRAMS,
     "model.embed_dim=8",
     "trainer.max_epochs=1",
@@ -30,9 +31,12 @@ TINY = [
 
 
 def multirun(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
-    """A tiny sweep over `args` (each replacing the `TINY` setting of its key)."""
+    """A tiny sweep over `args` (each replacing the `TINY` setting of its key; a sweep over encoders
+    drops the recurrent encoder's size)."""
     env = {**os.environ, "SEQSENT_OUTPUT_DIR": str(tmp_path / "out"), "SEQSENT_CACHE_DIR": str(tmp_path / "cache")}
     swept = {a.split("=")[0] for a in args}
+    if "model/encoder" in swept:
+        swept.add("model.encoder.hidden_size")
     proc = subprocess.run(
         [sys.executable, "-m", "seqsent.train", "-m", *args, *(t for t in TINY if t.split("=")[0] not in swept)],
         capture_output=True,
@@ -62,11 +66,22 @@ def test_sweep_names_jobs_and_survives_a_failing_job(tmp_path: Path) -> None:
     assert "[sweep] 1_rnn_seed42: FAILED" in proc.stdout
 
 
+def test_sweep_over_every_encoder_names_each_job_after_its_encoder(tmp_path: Path) -> None:
+    """`-m model/encoder=...`: one recipe, every encoder trained and tested, each job named by its encoder."""
+    names = ["rnn", "lstm", "gru", "cnn", "transformer", "nbow"]
+    proc, sweep = multirun(tmp_path, f"model/encoder={','.join(names)}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted((p.name for p in sweep.iterdir() if p.is_dir()), key=lambda job: int(job.split("_")[0]))
+    assert jobs == [f"{i}_{name}_seed42" for i, name in enumerate(names)]
+    for job in jobs:
+        assert 0.0 <= json.loads((sweep / job / "metrics.json").read_text())["test/acc"] <= 1.0
+
+
 def test_tensorboard_hparams_mark_what_differs_without_placeholder_points(tmp_path: Path) -> None:
     """Each run logs its config as an HPARAMS session and no experiment record, so TensorBoard derives
     the table from the sessions and marks the swept value as differing; the metrics the table shows
     have only real points (no 0.0 placeholder at step 0)."""
-    proc, sweep = multirun(tmp_path, "model.hidden_size=8,16")
+    proc, sweep = multirun(tmp_path, "model.encoder.hidden_size=8,16")
     assert proc.returncode == 0, proc.stderr[-2000:]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import metadata
@@ -82,9 +97,9 @@ def test_tensorboard_hparams_mark_what_differs_without_placeholder_points(tmp_pa
         sessions[job] = acc.PluginTagToContent(metadata.PLUGIN_NAME)
         assert set(sessions[job]) == {metadata.SESSION_START_INFO_TAG}
     experiment = Context(None).experiment_from_metadata(None, "", False, sessions, None)
-    hidden = next(h for h in experiment.hparam_infos if h.name == "model/hidden_size")
+    hidden = next(h for h in experiment.hparam_infos if h.name == "model/encoder/hidden_size")
     assert (hidden.domain_interval.min_value, hidden.domain_interval.max_value) == (8, 16)
-    assert [h.name for h in experiment.hparam_infos if h.differs] == ["model/hidden_size"]
+    assert [h.name for h in experiment.hparam_infos if h.differs] == ["model/encoder/hidden_size"]
 
 
 def test_a_vocabulary_in_the_config_is_logged_as_its_length_and_hash() -> None:
@@ -115,6 +130,8 @@ def test_sweep_plugins_compose(override: str) -> None:
         cfg = compose("train", overrides=[override], return_hydra_config=True)
     target = cfg.hydra.launcher._target_ if "launcher" in override else cfg.hydra.sweeper._target_
     assert target.split(".")[-1] in {"JoblibLauncher", "OptunaSweeper"}
+    for key in cfg.hydra.sweeper.get("params") or {}:  # the search's settings exist in the config
+        assert OmegaConf.select(cfg, key, default="missing") != "missing", key
 
 
 @pytest.mark.slow
