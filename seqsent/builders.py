@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,30 @@ def tensorboard_dir(loggers: list[Logger]) -> Path | None:
 
 def checkpoint_datamodule(data_cfg: DictConfig, model: L.LightningModule, ckpt_path: str) -> L.LightningDataModule:
     """`data_cfg` with the checkpoint's own preprocessing and validation split (older checkpoints lack
-    the split: `data_cfg`'s is used), so `val` means the reviews the run validated on."""
+    the split: `data_cfg`'s is used), so `val` means the reviews the run validated on; set up, and
+    refused when its class count is not the checkpoint's."""
     prep = preprocessing_of(model, ckpt_path)
     keys = ("tokenizer_json", "max_len", "padding", "truncation", "val_fraction", "split_seed")
-    return instantiate(data_cfg, **{k: prep[k] for k in keys if k in prep})
+    datamodule = instantiate(data_cfg, **{k: prep[k] for k in keys if k in prep})
+    datamodule.prepare_data()
+    datamodule.setup()
+    if datamodule.num_classes != model.hparams.num_classes:
+        raise SeqsentError(
+            f"{ckpt_path} classifies {model.hparams.num_classes} classes but the data {datamodule.path} has "
+            f"{datamodule.num_classes}: give the data it was trained on (data=<name> or data.path=...)"
+        )
+    return datamodule
+
+
+def recorded_data(data_cfg: DictConfig, recorded: Any, overrides: Sequence[str]) -> DictConfig:
+    """The data to test a checkpoint on: the data settings the checkpoint recorded (`seqsent_data`) with
+    the command's `data.<key>=` overrides on top; `data_cfg` (the command's) when the command picks a
+    dataset (`data=<name>`) or the checkpoint recorded none."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    if "data" in keys or not isinstance(recorded, dict) or "_target_" not in recorded:
+        return data_cfg
+    chosen = OmegaConf.create(recorded)
+    for key in keys:
+        if key.startswith("data."):
+            OmegaConf.update(chosen, key.removeprefix("data."), OmegaConf.select(data_cfg, key.removeprefix("data.")))
+    return chosen

@@ -1,7 +1,9 @@
 """Test a checkpoint: python -m seqsent.eval ckpt_path=outputs/.../checkpoints/last.ckpt
 
-The vocabulary, max_len and padding sides come from the checkpoint; `data.path` picks the data
-(default: $SEQSENT_IMDB_DIR). Prints the test metrics and writes `metrics.json` into the run dir.
+The vocabulary, max_len and padding sides come from the checkpoint. The data is the one the run
+trained on (its settings are recorded in the checkpoint), with any `data.<key>=` overrides on top;
+`data=<name>` tests on another dataset instead (checkpoints without the record: the command's data,
+default IMDB). Prints the test metrics and writes `metrics.json` into the run dir.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from seqsent.allocator import keep_freed_memory
-from seqsent.builders import build_trainer, checkpoint_datamodule
+from seqsent.builders import build_trainer, checkpoint_datamodule, recorded_data
 from seqsent.callbacks import progress_bar
 from seqsent.checkpoint import load_classifier
 from seqsent.errors import SeqsentError, check_types, report_errors, report_job_errors
@@ -37,7 +39,8 @@ def evaluate(cfg: DictConfig) -> dict:
         raise SeqsentError(f"no checkpoint given: {USAGE}")
     model = load_classifier(cfg.ckpt_path)
     L.seed_everything(cfg.seed, verbose=False)
-    datamodule = checkpoint_datamodule(cfg.data, model, cfg.ckpt_path)
+    data_cfg = recorded_data(cfg.data, model.data_settings, HydraConfig.get().overrides.task)
+    datamodule = checkpoint_datamodule(data_cfg, model, cfg.ckpt_path)
     trainer = build_trainer(cfg, [progress_bar()], [])
     results = trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in results[0].items()}

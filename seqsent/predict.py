@@ -5,9 +5,11 @@
     python -m seqsent.predict ckpt_path=... text="..." file=a.txt  # both: the text= reviews come first
 
 A review file holds one review per line: only a newline (LF) ends one, and a CR before it is
-dropped. Prints a header line `p(positive)<tab>review`, then one line per review: the
-positive-class probability, a tab, the start of the review on one line (whitespace runs as one
-space, other control characters escaped, e.g. `\\x1b`).
+dropped. Prints a header line, then one line per review: its probabilities, a tab, the start of
+the review on one line (whitespace runs as one space, other control characters escaped, e.g.
+`\\x1b`). A two-class checkpoint gives one column, the probability of class 1, headed
+`p(<its label name>)` (`p(positive)` when the checkpoint has no label names); a checkpoint of more
+classes gives one column per class, `p(<label name>)` in class order.
 Options: `batch_size=` (256), `device=` (cpu|cuda), `max_chars=` (reviews longer than this
 many characters are cut before tokenizing; 100000).
 """
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from seqsent.allocator import keep_freed_memory
-from seqsent.checkpoint import load_classifier, missing, preprocessing_of
+from seqsent.checkpoint import label_names, load_classifier, missing, preprocessing_of
 from seqsent.data.batching import Collator
 from seqsent.data.vocab import encode, tokenizer_from_json
 from seqsent.errors import SeqsentError, report_errors
@@ -30,7 +32,6 @@ from seqsent.models import SequenceClassifier
 
 OPTIONS = {"ckpt_path", "text", "file", "batch_size", "device", "max_chars"}
 USAGE = 'usage: python -m seqsent.predict ckpt_path=PATH text="a review" | file=reviews.txt'
-HEADER = "p(positive)\treview"
 
 
 def parse_args(argv: list[str]) -> dict[str, list[str]]:
@@ -72,14 +73,15 @@ def read_reviews(file: str) -> list[str]:
 @torch.inference_mode()
 def predict_texts(
     model: SequenceClassifier, texts: list[str], batch_size: int = 256, max_chars: int = 100_000
-) -> list[float]:
-    """Positive-class probabilities for raw texts, with the checkpoint's own preprocessing."""
+) -> list[float] | list[list[float]]:
+    """Class probabilities for raw texts, with the checkpoint's own preprocessing: P(class 1) per text
+    for a two-class model, else each class's probability per text."""
     prep = preprocessing_of(model, "the model")
     tokenizer = tokenizer_from_json(prep["tokenizer_json"])
     ids, offsets = encode(tokenizer, [t[:max_chars] for t in texts])
     collate = Collator(prep["max_len"], prep["padding"], prep["truncation"])
     device = next(model.parameters()).device
-    probs: list[float] = []
+    probs: list = []
     for start in range(0, len(texts), batch_size):
         items = [(ids[offsets[i] : offsets[i + 1]], 0) for i in range(start, min(start + batch_size, len(texts)))]
         batch = collate(items)
@@ -89,15 +91,27 @@ def predict_texts(
 
 
 def predict_sorted(model: SequenceClassifier, texts: list[str], batch_size: int = 256) -> np.ndarray:
-    """`predict_texts` over reviews of similar length together (much less padding), in `texts`' order."""
+    """`predict_texts` over reviews of similar length together (much less padding), in `texts`' order:
+    (N,) or (N, classes)."""
     order = np.argsort([len(t) for t in texts], kind="stable")
-    probs = np.empty(len(texts), dtype=np.float32)
-    probs[order] = predict_texts(model, [texts[i] for i in order], batch_size=batch_size)
+    sorted_probs = np.asarray(predict_texts(model, [texts[i] for i in order], batch_size=batch_size), np.float32)
+    probs = np.empty_like(sorted_probs)
+    probs[order] = sorted_probs
     return probs
 
 
+def header(model: SequenceClassifier) -> str:
+    """`p(<name>)` per printed column, then `review`, tab-separated."""
+    names = label_names(model)
+    if model.hparams.num_classes == 2:
+        columns = [names[1] if names else "positive"]
+    else:
+        columns = names or [str(c) for c in range(model.hparams.num_classes)]
+    return "\t".join([*(f"p({snippet(name, 40)})" for name in columns), "review"])
+
+
 @report_errors
-def run(argv: list[str]) -> list[float]:
+def run(argv: list[str]) -> list[float] | list[list[float]]:
     keep_freed_memory()
     args = parse_args(argv)
     texts = list(args.get("text", []))
@@ -121,9 +135,9 @@ def run(argv: list[str]) -> list[float]:
         raise SeqsentError("device=cuda but no CUDA GPU is available: use device=cpu")
     model = load_classifier(args["ckpt_path"][-1], map_location=device)
     probs = predict_texts(model, texts, batch_size, max_chars)
-    print(HEADER)
+    print(header(model))
     for prob, text in zip(probs, texts):
-        print(f"{prob:.4f}\t{snippet(text)}")
+        print("\t".join([*(f"{p:.4f}" for p in np.atleast_1d(prob)), snippet(text)]))
     return probs
 
 

@@ -2,8 +2,9 @@
 
     python -m seqsent.train                                 # the default (best) LSTM recipe
     python -m seqsent.train experiment=seed_lstm            # the notebook's LSTM
+    python -m seqsent.train model/encoder=cnn data=trec6    # another encoder, another dataset
     python -m seqsent.train model=rnn trainer.max_epochs=3  # any config value can be overridden
-    python -m seqsent.train -m model=rnn,lstm,gru seed=0,1  # a Hydra sweep
+    python -m seqsent.train -m model/encoder=rnn,lstm,gru,cnn,transformer,nbow seed=0,1  # a Hydra sweep
     python -m seqsent.train ckpt_path=RUN/checkpoints/last.ckpt   # resume RUN in place
 
 Writes into the Hydra run dir: `checkpoints/` (best on val/acc and last), `tensorboard/`,
@@ -85,7 +86,9 @@ def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     ckpt = read_checkpoint(ckpt_path)
     check_unfinished(ckpt, cfg, ckpt_path)
     data = ckpt.get(DATA_KEY) if isinstance(ckpt.get(DATA_KEY), dict) else {}
-    differ = differing("model", OmegaConf.to_container(cfg.model, resolve=True), ckpt["hyper_parameters"])
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    from_data = ("num_classes",) if model.get("num_classes") is None else ()  # the data's: checked when it loads
+    differ = differing("model", model, ckpt["hyper_parameters"], from_data)
     differ += differing("data", OmegaConf.to_container(cfg.data, resolve=True), data, SPEED_ONLY_DATA)
     if differ:
         raise SeqsentError(
@@ -96,12 +99,17 @@ def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
 
 
 def differing(section: str, configured: dict, recorded: dict, ignored: tuple[str, ...] = ()) -> list[str]:
-    """`section.key=configured (checkpoint: recorded)` for each recorded setting configured otherwise."""
-    return [
-        f"{section}.{k}={configured[k]!r} (checkpoint: {v!r})"
-        for k, v in recorded.items()
-        if k in configured and k not in ignored and not same_setting(configured[k], v)
-    ]
+    """`section.key=configured (checkpoint: recorded)` for each recorded setting configured otherwise
+    (nested settings, as `model.encoder.*`, key by key)."""
+    found = []
+    for k, v in recorded.items():
+        if k not in configured or k in ignored:
+            continue
+        if isinstance(v, dict) and isinstance(configured[k], dict):
+            found += differing(f"{section}.{k}", configured[k], v)
+        elif not same_setting(configured[k], v):
+            found.append(f"{section}.{k}={configured[k]!r} (checkpoint: {v!r})")
+    return found
 
 
 def same_setting(a: object, b: object) -> bool:
@@ -146,6 +154,20 @@ def trains_longer(max_epochs: int | None, max_steps: int | None, ended: dict) ->
     return limit(max_epochs) > limit(ended.get("max_epochs")) or limit(max_steps) > limit(ended.get("max_steps"))
 
 
+def num_classes(datamodule: L.LightningDataModule, configured: int | None) -> int:
+    """The data's class count (the data is prepared and set up here to read it); a configured
+    `model.num_classes` that disagrees is a `SeqsentError`."""
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    found = datamodule.num_classes
+    if configured is not None and configured != found:
+        raise SeqsentError(
+            f"model.num_classes={configured} but the data ({datamodule.path}) has {found} classes "
+            f"({', '.join(map(str, datamodule.label_names))}): use model.num_classes=null (the data's count)"
+        )
+    return found
+
+
 def check_launch(trainer: L.Trainer) -> None:
     """Refuse Lightning's local DDP launch inside a Hydra multirun: it re-runs the whole command
     (sweep included) once per rank, the reason its launcher is not "interactive compatible".
@@ -174,7 +196,7 @@ def train(cfg: DictConfig) -> dict:
         clear_recorded_failure(run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
+    model = instantiate(cfg.model, num_classes=num_classes(datamodule, cfg.model.get("num_classes")))
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     if not loggers:  # ~logger: Lightning refuses a learning-rate monitor with nothing to log to

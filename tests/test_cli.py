@@ -22,7 +22,7 @@ SMALL = [
     "data.n_test=80",
     "data.vocab_size=200",
     "data.batch_size=16",
-    "model.hidden_size=16",
+    "model.encoder.hidden_size=16",
     TINY_BIGRAMS,
     "model.embed_dim=16",
     "model.scheduler=none",  # the resume test extends the run, which a one-cycle schedule refuses
@@ -79,7 +79,10 @@ def test_train_writes_checkpoints_tensorboard_and_metrics(trained_run: Path) -> 
 def test_checkpoint_loads_weights_only_and_carries_the_vocabulary(trained_run: Path) -> None:
     ckpt = torch.load(trained_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert isinstance(ckpt["seqsent_preprocessing"]["tokenizer_json"], str)
-    assert all(isinstance(v, (int, float, str, bool)) for v in ckpt["hyper_parameters"].values())
+    hparams = dict(ckpt["hyper_parameters"])
+    encoder = hparams.pop("encoder")  # settings as plain values, the encoder's a plain dict of them
+    assert type(encoder) is dict and encoder["name"] == "lstm" and hparams["num_classes"] == 2
+    assert all(isinstance(v, (int, float, str, bool)) for v in [*hparams.values(), *encoder.values()])
     model = load_classifier(trained_run / "checkpoints" / "last.ckpt")
     probs = predict_texts(model, ["excellent superb loved it", "awful boring worst waste"])
     assert all(0.0 <= p <= 1.0 for p in probs)
@@ -100,6 +103,21 @@ def test_eval_reproduces_the_test_metrics(trained_run: Path, tmp_path: Path) -> 
     assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
 
 
+def test_eval_without_data_settings_tests_on_the_data_the_run_trained_on(trained_run: Path, tmp_path: Path) -> None:
+    """No data= or data.* given: the checkpoint's recorded data (here the synthetic reviews, not IMDB,
+    eval's default); a data.* override applies on top of it."""
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    env = {"SEQSENT_CACHE_DIR": str(trained_run.parent / "cache")}
+    proc = run_module("seqsent.eval", f"ckpt_path={metrics['best_ckpt']}", f"hydra.run.dir={tmp_path / 'ev'}", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    smaller = ["+data.n_test=40", f"hydra.run.dir={tmp_path / 'ev40'}"]
+    proc = run_module("seqsent.eval", f"ckpt_path={metrics['best_ckpt']}", *smaller, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "ev40" / "metrics.json").read_text())["test/acc"] != evaluated["test/acc"]
+
+
 def test_predict_text_and_file(trained_run: Path, tmp_path: Path) -> None:
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     reviews = tmp_path / "reviews.txt"
@@ -107,7 +125,8 @@ def test_predict_text_and_file(trained_run: Path, tmp_path: Path) -> None:
     proc = run_module("seqsent.predict", f"ckpt_path={ckpt}", "text=Brilliant, moving, fantastic!", f"file={reviews}")
     assert proc.returncode == 0, proc.stderr
     header, *lines = proc.stdout.strip().splitlines()
-    assert header == "p(positive)\treview"
+    names = load_classifier(ckpt).preprocessing["label_names"]
+    assert header == f"p({names[1]})\treview"  # the probability of class 1, named
     assert len(lines) == 3 and all(0.0 <= float(line.split("\t")[0]) <= 1.0 for line in lines)
     assert lines[0].split("\t")[1].startswith("Brilliant")
     assert [line.split("\t")[1][:8] for line in lines[1:]] == ["a wonder", "terrible"]  # the file's, in order
@@ -153,7 +172,7 @@ def test_predictions_do_not_depend_on_batching_or_order(trained_run: Path) -> No
 
 def test_train_refuses_a_directory_holding_another_run(trained_run: Path) -> None:
     before = files_of(trained_run)
-    proc = run_module("seqsent.train", *SMALL, "model.cell=gru", f"hydra.run.dir={trained_run}")
+    proc = run_module("seqsent.train", *SMALL, "model/encoder=gru", f"hydra.run.dir={trained_run}")
     assert proc.returncode == 2 and "already holds a run" in proc.stderr
     assert files_of(trained_run) == before  # the run's .hydra record too: the refused command wrote none
 
@@ -196,12 +215,12 @@ def test_resume_from_last_checkpoint_continues(trained_run: Path, tmp_path: Path
 
 
 def test_resuming_with_other_model_settings_is_refused(trained_run: Path, tmp_path: Path) -> None:
-    other = [a if a != "model.hidden_size=16" else "model.hidden_size=32" for a in SMALL]
+    other = [a if a != "model.encoder.hidden_size=16" else "model.encoder.hidden_size=32" for a in SMALL]
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     proc = run_module("seqsent.train", *other, f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'r'}")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    assert "trained with other settings: model.hidden_size=32 (checkpoint: 16)" in proc.stderr
+    assert "trained with other settings: model.encoder.hidden_size=32 (checkpoint: 16)" in proc.stderr
     assert not (tmp_path / "r" / "metrics.json").exists()
 
 

@@ -21,8 +21,8 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> SequenceClassifier:
     write_parquet_dir(root, {"train": make_reviews(40, 0), "test": make_reviews(10, 1)})
     dm = IMDBDataModule(path=str(root), vocab_size=50, max_len=30)
     dm.setup()
-    net = SequenceClassifier(vocab_size=50, embed_dim=4, hidden_size=4).eval()
-    net.preprocessing = dm.preprocessing()
+    net = SequenceClassifier(vocab_size=50, embed_dim=4, encoder={"name": "lstm", "hidden_size": 4}).eval()
+    net.preprocessing = {k: v for k, v in dm.preprocessing().items() if k != "label_names"}  # as before issue 24
     return net
 
 
@@ -54,6 +54,23 @@ def test_output_has_a_header_and_a_line_per_review(model, tmp_path: Path, monkey
     assert lines[0] == "p(positive)\treview"
     assert [line.split("\t")[1] for line in lines[1:]] == ["Brilliant!", "a good film with a form feed", "bad"]
     assert all(0.0 <= float(line.split("\t")[0]) <= 1.0 for line in lines[1:])
+
+
+def test_binary_header_names_class_1_and_multiclass_has_a_column_per_class(model, monkeypatch, capsys) -> None:
+    """A two-class checkpoint with label names prints P(class 1) under its name; one of more classes
+    prints every class's probability (summing to 1) under its name, in class order."""
+    named = SequenceClassifier(vocab_size=50, embed_dim=4, encoder={"name": "nbow"}).eval()
+    named.preprocessing = {**model.preprocessing, "label_names": ["neg", "pos"]}
+    lines = predict_lines(named, ["text=Brilliant!"], monkeypatch, capsys)
+    assert lines[0] == "p(pos)\treview" and len(lines[1].split("\t")) == 2
+    names = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+    six = SequenceClassifier(vocab_size=50, num_classes=6, embed_dim=4, encoder={"name": "cnn", "channels": 3}).eval()
+    six.preprocessing = {**model.preprocessing, "label_names": names}
+    lines = predict_lines(six, ["text=Who wrote it?", "text=Where is it?"], monkeypatch, capsys)
+    assert lines[0] == "\t".join([*(f"p({n})" for n in names), "review"])
+    for line, text in zip(lines[1:], ["Who wrote it?", "Where is it?"]):
+        *probs, shown = line.split("\t")
+        assert shown == text and len(probs) == 6 and sum(map(float, probs)) == pytest.approx(1, abs=1e-3)
 
 
 def test_review_text_reaches_the_terminal_without_control_characters(model, monkeypatch, capsys) -> None:
