@@ -91,9 +91,8 @@ def run_one(cell: str, distance: int, seed: int, args: argparse.Namespace) -> di
     )
     model = SequenceClassifier(
         vocab_size=1000,
-        cell=cell,
         embed_dim=args.embed_dim,
-        hidden_size=args.hidden_size,
+        encoder={"name": cell, "hidden_size": args.hidden_size, "init": args.init},  # unidirectional, last step
         init=args.init,
         lr=args.lr,
     )

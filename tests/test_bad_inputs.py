@@ -17,6 +17,7 @@ from seqsent.data import IMDBDataModule
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
 from seqsent.errors import SeqsentError
 from seqsent.models import SequenceClassifier
+from seqsent.models.classifier import FORMAT, FORMAT_KEY
 from seqsent.predict import predict_texts
 from seqsent.predict import run as predict_main
 
@@ -53,9 +54,9 @@ def test_non_utf8_review_files_are_decoded_with_replacement(tmp_path: Path) -> N
 
 @pytest.fixture
 def checkpoint(tmp_path: Path) -> Path:
-    model = SequenceClassifier(vocab_size=20, embed_dim=4, hidden_size=4)
+    model = SequenceClassifier(vocab_size=20, embed_dim=4, encoder={"name": "lstm", "hidden_size": 4})
     path = tmp_path / "model.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), FORMAT_KEY: FORMAT}, path)
     return path
 
 
@@ -66,11 +67,14 @@ def test_checkpoint_errors(checkpoint: Path, tmp_path: Path) -> None:
     not_ckpt.write_text("just text")
     other = tmp_path / "other.ckpt"
     torch.save({"weights": torch.ones(2)}, other)
+    old = tmp_path / "old.ckpt"  # a checkpoint of seqsent 0.1 (before the network moved into `net`)
+    torch.save({k: v for k, v in torch.load(checkpoint, weights_only=True).items() if k != FORMAT_KEY}, old)
     for path, fragment in (
         (tmp_path / "missing.ckpt", "does not exist"),
         (truncated, "not a readable checkpoint"),
         (not_ckpt, "not a readable checkpoint"),
         (other, "not a seqsent checkpoint"),
+        (old, "written by seqsent 0.1 \\(before the encoder registry\\): retrain it, or load it with seqsent 0.1$"),
     ):
         with pytest.raises(SeqsentError, match=fragment) as info:
             read_checkpoint(path)
@@ -94,7 +98,7 @@ def test_predict_handles_a_megabyte_review(tmp_path: Path) -> None:
     dm = IMDBDataModule(path=str(tmp_path / "d"), vocab_size=50, max_len=30)
     write_parquet_dir(tmp_path / "d", {"train": make_reviews(40, 0), "test": make_reviews(10, 1)})
     dm.setup()
-    model = SequenceClassifier(vocab_size=50, embed_dim=4, hidden_size=4)
+    model = SequenceClassifier(vocab_size=50, embed_dim=4, encoder={"name": "lstm", "hidden_size": 4})
     model.preprocessing = dm.preprocessing()
     probs = predict_texts(model.eval(), [MEGABYTE_REVIEW, "fine"])
     assert len(probs) == 2 and all(0 <= p <= 1 for p in probs)

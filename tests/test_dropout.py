@@ -58,7 +58,13 @@ def test_bf16_input_keeps_its_dtype() -> None:
 
 
 def test_classifier_and_encoder_use_it() -> None:
-    model = SequenceClassifier(vocab_size=50, embed_dim=4, hidden_size=4, num_layers=2, dropout=0.5, embed_dropout=0.5)
+    model = SequenceClassifier(
+        vocab_size=50,
+        embed_dim=4,
+        encoder={"name": "lstm", "hidden_size": 4, "num_layers": 2, "dropout": 0.5},
+        dropout=0.5,
+        embed_dropout=0.5,
+    )
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert len(dropouts) == 3 and all(isinstance(m, Dropout) for m in dropouts)
 
@@ -82,14 +88,16 @@ def test_word_dropout_is_identity_in_eval_and_at_zero_and_rejects_bad_p() -> Non
     with pytest.raises(ValueError, match="word dropout"):
         WordDropout(1.0)
     with pytest.raises(ValueError, match="model.word_dropout"):
-        SequenceClassifier(vocab_size=50, embed_dim=4, hidden_size=4, word_dropout=-0.1)
+        SequenceClassifier(vocab_size=50, embed_dim=4, encoder={"name": "lstm", "hidden_size": 4}, word_dropout=-0.1)
 
 
 def test_classifier_word_dropout_zeroes_dropped_tokens_before_the_encoder() -> None:
     torch.manual_seed(0)
-    model = SequenceClassifier(vocab_size=50, embed_dim=4, hidden_size=4, word_dropout=0.5).train()
+    model = SequenceClassifier(
+        vocab_size=50, embed_dim=4, encoder={"name": "lstm", "hidden_size": 4}, word_dropout=0.5
+    ).train()
     seen: list[torch.Tensor] = []
-    model.encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    model.net.encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
     tokens = torch.randint(2, 50, (3, 40))
     model(tokens, torch.full((3,), 40))
     zero_tokens = (seen[0] == 0).all(-1).float().mean().item()

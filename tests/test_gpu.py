@@ -1,5 +1,6 @@
-"""GPU paths: cuDNN cells against the CPU kernels, padding invariance on the GPU, bf16 training through
-Hydra's `trainer=gpu`, and a GPU checkpoint read back on the CPU. Every test skips without CUDA."""
+"""GPU paths: every encoder (cuDNN cells, convolutions, fused attention) against the CPU kernels, padding
+invariance on the GPU, bf16 training through Hydra's `trainer=gpu` for every encoder, and a GPU
+checkpoint read back on the CPU. Every test skips without CUDA."""
 
 from __future__ import annotations
 
@@ -22,28 +23,51 @@ SMALL = [
     "data.n_test=160",
     "data.vocab_size=300",
     "data.batch_size=32",
-    "model.hidden_size=32",
     TINY_BIGRAMS,
     "model.embed_dim=32",
     "trainer.max_epochs=2",
 ]
 
 
-def model_pair(cell: str, bi: bool, pooling: str) -> tuple[SequenceClassifier, SequenceClassifier]:
+def model_pair(encoder: dict) -> tuple[SequenceClassifier, SequenceClassifier]:
     torch.manual_seed(0)
-    cpu = SequenceClassifier(
-        vocab_size=60, cell=cell, embed_dim=16, hidden_size=12, num_layers=2, bidirectional=bi, pooling=pooling
-    )
+    cpu = SequenceClassifier(vocab_size=60, embed_dim=16, encoder=encoder)
     gpu = SequenceClassifier(**dict(cpu.hparams))
     gpu.load_state_dict(cpu.state_dict())
     return cpu, gpu.cuda()  # training mode (cuDNN backward needs it); no dropout, so deterministic
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstm_scratch"])
-@pytest.mark.parametrize("bi,pooling", [(False, "last"), (True, "max"), (True, "mean")])
-def test_gpu_outputs_and_gradients_equal_cpu(cell: str, bi: bool, pooling: str) -> None:
-    """cuDNN's kernels (TF32 off) give the CPU's logits and gradients on the same weights and batch."""
-    cpu, gpu = model_pair(cell, bi, pooling)
+def recurrent(cell: str, bi: bool, pooling: str) -> dict:
+    return {"name": cell, "hidden_size": 12, "num_layers": 2, "bidirectional": bi, "pooling": pooling}
+
+
+ENCODER_SPECS = [
+    *(
+        recurrent(c, bi, p)
+        for c in ("rnn", "lstm", "gru", "lstm_scratch")
+        for bi, p in ((False, "last"), (True, "max"), (True, "mean"))
+    ),
+    {"name": "cnn", "widths": [2, 3, 5], "channels": 6},
+    *(
+        {
+            "name": "transformer",
+            "d_model": 16,
+            "num_heads": 2,
+            "ff_size": 24,
+            "dropout": 0.0,
+            "pooling": p,
+            "positions": pos,
+        }
+        for p, pos in (("mean", "learned"), ("cls", "sinusoidal"))
+    ),
+    {"name": "nbow", "pooling": "mean_max"},
+]
+
+
+@pytest.mark.parametrize("encoder", ENCODER_SPECS, ids=lambda e: "-".join(str(v) for v in e.values()))
+def test_gpu_outputs_and_gradients_equal_cpu(encoder: dict) -> None:
+    """cuDNN kernels and fused attention (TF32 off) give the CPU's logits and gradients for the same weights."""
+    cpu, gpu = model_pair(encoder)
     seqs = [torch.randint(2, 60, (n,)).numpy() for n in (23, 7, 1, 15)]
     tokens, lengths = pad(seqs, "pre", length=30), torch.tensor([len(s) for s in seqs])
     allow = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
@@ -62,7 +86,7 @@ def test_gpu_outputs_and_gradients_equal_cpu(cell: str, bi: bool, pooling: str) 
 
 @pytest.mark.parametrize("side", ["pre", "post"])
 def test_gpu_padded_batch_equals_each_review_alone(side: str) -> None:
-    model = model_pair("lstm", True, "last")[1].eval()
+    model = model_pair(recurrent("lstm", True, "last"))[1].eval()
     seqs = [torch.randint(2, 60, (n,)).numpy() for n in (9, 4, 1, 6)]
     lengths = torch.tensor([len(s) for s in seqs]).cuda()
     with torch.no_grad():
@@ -95,7 +119,7 @@ def test_gpu_encoder_takes_either_padding_side(side: str) -> None:
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_autocast_runs_the_cudnn_lstm(dtype: torch.dtype) -> None:
     """Under bf16 or fp16 autocast the logits stay finite and close to fp32's."""
-    model = model_pair("lstm", True, "max")[1].eval()
+    model = model_pair(recurrent("lstm", True, "max"))[1].eval()
     tokens = torch.randint(2, 60, (64, 40), device="cuda")
     lengths = torch.randint(1, 41, (64,), device="cuda")
     with torch.no_grad():
@@ -106,12 +130,14 @@ def test_autocast_runs_the_cudnn_lstm(dtype: torch.dtype) -> None:
     torch.testing.assert_close(half.float(), full, atol=5e-2, rtol=5e-2)
 
 
-def test_trainer_gpu_trains_and_its_checkpoint_loads_on_cpu(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoder", ["lstm", "cnn", "transformer", "nbow"])
+def test_trainer_gpu_trains_and_its_checkpoint_loads_on_cpu(encoder: str, tmp_path: Path) -> None:
     """`trainer=gpu` (bf16-mixed) through the real entry point; the checkpoint then classifies on CPU."""
     env = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache"), "SEQSENT_OUTPUT_DIR": str(tmp_path / "runs")}
     run_dir = tmp_path / "run"
+    small = [*SMALL, f"model/encoder={encoder}"] + (["model.encoder.hidden_size=32"] if encoder == "lstm" else [])
     proc = run_module(
-        "seqsent.train", *SMALL, "trainer=gpu", f"hydra.run.dir={run_dir}", env=env, cwd=tmp_path, timeout=600
+        "seqsent.train", *small, "trainer=gpu", f"hydra.run.dir={run_dir}", env=env, cwd=tmp_path, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -157,6 +183,6 @@ def test_graphed_training_steps_follow_the_eager_steps() -> None:
     for (name, p), q in zip(eager_model.named_parameters(), graph_model.parameters(), strict=True):
         torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
     assert not torch.equal(
-        graph_model.encoder.forward_layers[0].weight_hh_l0,
-        seed_model("lstm", sizes, 0).encoder.forward_layers[0].weight_hh_l0.cuda(),
+        graph_model.net.encoder.forward_layers[0].weight_hh_l0,
+        seed_model("lstm", sizes, 0).net.encoder.forward_layers[0].weight_hh_l0.cuda(),
     )

@@ -8,7 +8,10 @@ import torch
 
 from seqsent.checkpoint import load_classifier
 from seqsent.models import SequenceClassifier
+from seqsent.models.classifier import FORMAT, FORMAT_KEY
 from seqsent.models.ngrams import MULTIPLIER, HashedNgrams
+
+LSTM4 = {"name": "lstm", "hidden_size": 4}
 
 
 def test_ids_pair_each_token_with_the_one_before_and_the_first_with_padding() -> None:
@@ -55,12 +58,10 @@ def test_classifier_with_bigrams_ignores_padding_either_side(bidirectional: bool
     model = SequenceClassifier(
         vocab_size=40,
         embed_dim=5,
-        hidden_size=4,
         bigram_buckets=31,
         trigram_buckets=trigrams,
         bigram_dim=3,
-        bidirectional=bidirectional,
-        pooling=pooling,
+        encoder={"name": "lstm", "hidden_size": 4, "bidirectional": bidirectional, "pooling": pooling},
     ).eval()
     reviews = [torch.randint(2, 40, (n,)) for n in (6, 2, 4)]
     alone = torch.cat([model(r.unsqueeze(0), torch.tensor([len(r)])) for r in reviews])
@@ -76,11 +77,11 @@ def test_classifier_with_bigrams_ignores_padding_either_side(bidirectional: bool
 
 def test_bigram_table_is_trained_and_off_by_default() -> None:
     torch.manual_seed(0)
-    assert SequenceClassifier(vocab_size=30, embed_dim=4, hidden_size=4).bigrams is None
-    model = SequenceClassifier(vocab_size=30, embed_dim=4, hidden_size=4, bigram_buckets=17, bigram_dim=2)
-    assert model.encoder.forward_layers[0].input_size == 6
+    assert SequenceClassifier(vocab_size=30, embed_dim=4, encoder=LSTM4).net.bigrams is None
+    model = SequenceClassifier(vocab_size=30, embed_dim=4, encoder=LSTM4, bigram_buckets=17, bigram_dim=2)
+    assert model.net.encoder.forward_layers[0].input_size == 6
     model(torch.randint(1, 30, (3, 5)), torch.full((3,), 5)).sum().backward()
-    assert model.bigrams.table.weight.grad.abs().sum() > 0
+    assert model.net.bigrams.table.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="bigram_buckets"):
         SequenceClassifier(bigram_buckets=-1)
 
@@ -88,17 +89,17 @@ def test_bigram_table_is_trained_and_off_by_default() -> None:
 def test_without_bigrams_every_weight_is_drawn_as_before() -> None:
     """bigram_buckets=0 draws no extra random numbers: earlier runs stay reproducible."""
     torch.manual_seed(3)
-    plain = SequenceClassifier(vocab_size=30, embed_dim=4, hidden_size=4).state_dict()
+    plain = SequenceClassifier(vocab_size=30, embed_dim=4, encoder=LSTM4).state_dict()
     torch.manual_seed(3)
-    with_zero = SequenceClassifier(vocab_size=30, embed_dim=4, hidden_size=4, bigram_buckets=0).state_dict()
+    with_zero = SequenceClassifier(vocab_size=30, embed_dim=4, encoder=LSTM4, bigram_buckets=0).state_dict()
     assert plain.keys() == with_zero.keys() and all(torch.equal(plain[k], with_zero[k]) for k in plain)
 
 
 def test_checkpoint_with_bigrams_loads_without_hydra(tmp_path) -> None:
     torch.manual_seed(0)
-    model = SequenceClassifier(vocab_size=30, embed_dim=4, hidden_size=4, bigram_buckets=17, bigram_dim=2).eval()
+    model = SequenceClassifier(vocab_size=30, embed_dim=4, encoder=LSTM4, bigram_buckets=17, bigram_dim=2).eval()
     path = tmp_path / "m.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), FORMAT_KEY: FORMAT}, path)
     loaded = load_classifier(path)
     tokens = torch.randint(1, 30, (2, 6))
     torch.testing.assert_close(loaded(tokens, torch.full((2,), 6)), model(tokens, torch.full((2,), 6)))
@@ -112,14 +113,14 @@ def test_trigram_table_follows_the_bigram_table_and_is_trained() -> None:
         torch.manual_seed(0)
         extra = {} if buckets is None else {"trigram_buckets": buckets}
         models[buckets] = SequenceClassifier(
-            vocab_size=30, embed_dim=4, hidden_size=4, bigram_buckets=17, bigram_dim=2, **extra
+            vocab_size=30, embed_dim=4, encoder=LSTM4, bigram_buckets=17, bigram_dim=2, **extra
         )
     tri = models[13]
-    assert tri.encoder.forward_layers[0].input_size == 8 and tri.trigrams.table.weight.shape == (13, 2)
-    assert models[0].trigrams is None and models[0].encoder.forward_layers[0].input_size == 6
+    assert tri.net.encoder.forward_layers[0].input_size == 8 and tri.net.trigrams.table.weight.shape == (13, 2)
+    assert models[0].net.trigrams is None and models[0].net.encoder.forward_layers[0].input_size == 6
     for name, value in models[None].state_dict().items():
         torch.testing.assert_close(models[0].state_dict()[name], value, msg=name)
     tri(torch.randint(1, 30, (3, 7)), torch.tensor([7, 5, 2])).sum().backward()
-    assert tri.trigrams.table.weight.grad.abs().sum() > 0
+    assert tri.net.trigrams.table.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="trigram_buckets"):
         SequenceClassifier(trigram_buckets=-1)

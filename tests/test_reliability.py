@@ -219,13 +219,13 @@ def test_gradient_guard_leaves_fp16_loss_scale_overflows_to_the_scaler(precision
 
     from seqsent.models import SequenceClassifier
 
-    model = SequenceClassifier(vocab_size=20, embed_dim=4, hidden_size=4)
+    model = SequenceClassifier(vocab_size=20, embed_dim=4, encoder={"name": "lstm", "hidden_size": 4})
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     model._trainer = SimpleNamespace(precision=precision, global_step=7)
     model.on_before_optimizer_step(None)
     model.check_finite()  # finite so far
-    model.head[1].weight.grad.fill_(float("inf"))
+    model.net.head[1].weight.grad.fill_(float("inf"))
     model.on_before_optimizer_step(None)  # only noted on the device: no wait for it here
     if raises:
         with pytest.raises(FloatingPointError, match="non-finite gradient at step 7"):

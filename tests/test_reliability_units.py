@@ -23,7 +23,7 @@ from seqsent.checkpoint import load_classifier, preprocessing_of, read_checkpoin
 from seqsent.data.synthetic import SyntheticDataModule
 from seqsent.errors import SeqsentError
 from seqsent.models import SequenceClassifier
-from seqsent.models.classifier import PREPROCESSING_KEY
+from seqsent.models.classifier import FORMAT, FORMAT_KEY, PREPROCESSING_KEY
 from seqsent.reliability import remove_stale_temporaries
 from seqsent.train import SPEED_ONLY_DATA, check_run_dir, check_trains, check_unfinished, differing
 from seqsent.utils import atomic_write_text, check_new_output, write_json
@@ -159,11 +159,12 @@ def good(tmp_path: Path) -> dict:
     """A checkpoint's entries as seqsent writes them (small model, real vocabulary)."""
     dm = SyntheticDataModule(n_train=60, n_test=20, vocab_size=40, max_len=20, cache_dir=str(tmp_path / "c"))
     dm.setup()
-    model = SequenceClassifier(vocab_size=40, embed_dim=4, hidden_size=4, bigram_buckets=0)
+    model = SequenceClassifier(vocab_size=40, embed_dim=4, encoder={"name": "lstm", "hidden_size": 4})
     return {
         "state_dict": model.state_dict(),
         "hyper_parameters": dict(model.hparams),
         PREPROCESSING_KEY: dm.preprocessing(),
+        FORMAT_KEY: FORMAT,
     }
 
 
@@ -181,8 +182,14 @@ def garbled(good: dict, key: str, value: object, inner: str | None = None) -> di
     [
         (("state_dict", [1, 2]), "is damaged: its state_dict is a list, not a mapping"),
         (("hyper_parameters", "lstm"), "is damaged: its hyper_parameters is a str, not a mapping"),
-        (("hyper_parameters", "abc", "hidden_size"), "does not match SequenceClassifier (model.hidden_size='abc'"),
-        (("hyper_parameters", "transformer", "cell"), "does not match SequenceClassifier (unknown cell 'transformer'"),
+        (("hyper_parameters", "abc", "embed_dim"), "does not match SequenceClassifier (model.embed_dim='abc'"),
+        (("hyper_parameters", {"name": "lstm", "hidden_size": "abc"}, "encoder"), "(model.encoder.hidden_size='abc'"),
+        (("hyper_parameters", {"name": "transformerxl"}, "encoder"), "(model.encoder.name='transformerxl': unknown"),
+        (("hyper_parameters", 3, "num_classes"), "does not match SequenceClassifier (Error(s) in loading"),
+        (
+            (PREPROCESSING_KEY, ["a", "b", "c"], "label_names"),
+            f"{PREPROCESSING_KEY}.label_names is \"['a', 'b', 'c']\"",
+        ),
         (("hyper_parameters", 10**7, "vocab_size"), "does not match SequenceClassifier (Error(s) in loading"),
         ((PREPROCESSING_KEY, ["json"]), f"is damaged: its {PREPROCESSING_KEY} is a list"),
         ((PREPROCESSING_KEY, "{not json", "tokenizer_json"), f"{PREPROCESSING_KEY}.tokenizer_json is str '{{not json'"),

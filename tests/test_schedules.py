@@ -27,7 +27,9 @@ class LearningRates(Callback):
 def fitted_lrs(tmp_path: Path, **model_kwargs) -> list[float]:
     dm = SyntheticDataModule(n_train=160, n_test=20, vocab_size=100, max_len=20, batch_size=16,
                              cache_dir=str(tmp_path))  # fmt: skip
-    model = SequenceClassifier(vocab_size=100, embed_dim=8, hidden_size=8, lr=0.01, **model_kwargs)
+    model = SequenceClassifier(
+        vocab_size=100, embed_dim=8, encoder={"name": "lstm", "hidden_size": 8}, lr=0.01, **model_kwargs
+    )
     record = LearningRates()
     trainer = L.Trainer(max_steps=8, limit_val_batches=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[record])  # fmt: skip

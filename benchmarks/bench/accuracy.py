@@ -16,6 +16,7 @@ from seqsent.models import SequenceClassifier
 from .common import (
     DATA_KEYS,
     DEFAULT_RECIPE,
+    ENCODER_KEYS,
     MODEL_KEYS,
     NULLABLE,
     PRECISIONS,
@@ -64,9 +65,16 @@ def check_recipe(recipe: dict[str, Any]) -> None:
         raise SeqsentError(f"--recipe evals_per_epoch={recipe['evals_per_epoch']}: use >= 1")
     try:
         IMDBDataModule(path=".", **{k: recipe[k] for k in DATA_KEYS})
-        SequenceClassifier(vocab_size=recipe["vocab_size"], **{k: recipe[k] for k in MODEL_KEYS})
+        recipe_model(recipe)
     except ValueError as err:
         raise SeqsentError(f"--recipe: {err}") from None
+
+
+def recipe_model(recipe: dict[str, Any]) -> SequenceClassifier:
+    """The recipe's model: its cell's recurrent encoder (with the recipe's init and dropout) in a classifier."""
+    encoder = {"name": recipe["cell"], "init": recipe["init"], "dropout": recipe["dropout"]}
+    encoder.update({k: recipe[k] for k in ENCODER_KEYS})
+    return SequenceClassifier(vocab_size=recipe["vocab_size"], encoder=encoder, **{k: recipe[k] for k in MODEL_KEYS})
 
 
 def evaluate_accuracy(model: torch.nn.Module, loader: Any, device: torch.device, precision: str = "32") -> float:
@@ -142,7 +150,7 @@ def time_to_accuracy(
         warnings.filterwarnings("ignore", ".*val_dataloader.*")
         L.seed_everything(recipe["seed"], verbose=False)
         dm = IMDBDataModule(path=str(path), cache_dir=str(cache_dir), **{k: recipe[k] for k in DATA_KEYS})
-        model = SequenceClassifier(vocab_size=recipe["vocab_size"], **{k: recipe[k] for k in MODEL_KEYS})
+        model = recipe_model(recipe)
         probe = TestAccuracyProbe()
         trainer = L.Trainer(
             accelerator="gpu" if device.type == "cuda" else "cpu",

@@ -68,13 +68,9 @@ DATA_KEYS = (
     "batch_size",
     "eval_batch_size",
 )
+ENCODER_KEYS = ("hidden_size", "num_layers", "bidirectional", "pooling")  # the encoder's, and init and dropout
 MODEL_KEYS = (
-    "cell",
     "embed_dim",
-    "hidden_size",
-    "num_layers",
-    "bidirectional",
-    "pooling",
     "init",
     "dropout",
     "embed_dropout",

@@ -149,8 +149,8 @@ def time_steps(
 
 def train_gate_flops(model: SequenceClassifier, batches: list[Batch]) -> int:
     """Gate-matmul FLOPs of training steps over `batches` (3x the forward's, see FLOPS_COUNTING)."""
-    hp = model.hparams
-    return sum(3 * gate_flops(hp.cell, *b["tokens"].shape, hp.embed_dim, hp.hidden_size) for b in batches)
+    cell, hidden = model.hparams.encoder["name"], model.hparams.encoder["hidden_size"]
+    return sum(3 * gate_flops(cell, *b["tokens"].shape, model.hparams.embed_dim, hidden) for b in batches)
 
 
 def measure_training(
@@ -238,9 +238,8 @@ def seed_model(cell: str, sizes: dict[str, int], seed: int) -> SequenceClassifie
     torch.manual_seed(seed)
     return SequenceClassifier(
         vocab_size=sizes["vocab_size"],
-        cell=cell,
         embed_dim=sizes["embed_dim"],
-        hidden_size=sizes["hidden_size"],
+        encoder={"name": cell, "hidden_size": sizes["hidden_size"], "init": "keras"},
         init="keras",
     )
 
