@@ -131,7 +131,8 @@ def _summary_line(flow: GradFlow) -> str:
     shown = [d for d in SHOWN if d < len(mean) and flow.count[d] > 0]
     parts = [f"d{d} {geo[d].item():.1e} ({mean[d].item():.1e})" for d in shown]
     gates = flow.gate_stats()
-    forget = [f"{k.split('/')[0]} forget {v:.2f}" for k, v in gates.items() if k.endswith("forget_mean")]
+    kept = ("forget_mean", "update_mean")  # how much of its state a layer keeps: LSTM forget, GRU update gate
+    forget = [f"{k.replace('/', ' ').removesuffix('_mean')} {v:.2f}" for k, v in gates.items() if k.endswith(kept)]
     line = "||dLoss/dh_t|| at steps before the end, geometric mean (mean): " + ", ".join(parts)
     return line + ("; " + ", ".join(forget) if forget else "")
 

@@ -334,7 +334,7 @@ def test_callback_on_a_transformer_logs_gradient_flow_without_gates(tmp_path: Pa
 
 
 def test_callback_on_a_cnn_warns_once_and_logs_nothing(tmp_path: Path) -> None:
-    with pytest.warns(UserWarning, match="no gradient flow: the cnn encoder") as warned:
+    with pytest.warns(UserWarning, match="logs nothing: the cnn encoder") as warned:
         tiny_fit(tmp_path, [GradientFlow(every_n_steps=1)], {"name": "cnn", "widths": [2], "channels": 4}, True)
     assert sum("gradient flow" in str(w.message) for w in warned) == 1
     tags = logged_tags(tmp_path)

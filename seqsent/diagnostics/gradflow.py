@@ -43,7 +43,7 @@ class GradientFlow(Callback):
         problem = no_step_states(pl_module)
         self._off = problem is not None
         if problem is not None:
-            rank_zero_warn(f"callbacks=diagnostics logs no gradient flow: {problem}")
+            rank_zero_warn(f"callbacks=diagnostics logs nothing: {problem}")
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -58,7 +58,7 @@ class GradientFlow(Callback):
                 flow = gradient_flow(pl_module, self.fixed_batch(trainer))
         except NoStepStates as err:  # states() that are not what the summary pools: found only by running it
             self._off = True
-            rank_zero_warn(f"callbacks=diagnostics logs no gradient flow: {err}")
+            rank_zero_warn(f"callbacks=diagnostics logs nothing: {err}")
             return
         self.log_flow(trainer, flow, step, label=f"{encoder_label(pl_module)} step {step}")
 

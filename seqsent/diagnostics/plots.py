@@ -27,7 +27,7 @@ def plot_gradient_flow(flows: dict[str, GradFlow], title: str | None = None, min
     ax.set_yscale("log")
     ax.set_xlabel("steps before the review's last token (0 = last token)")
     ax.set_ylabel("||dLoss / dh_t||: geometric mean (solid), mean (dashed)")
-    ax.set_title("gradient reaching each step's state (top layer; recurrent: forward direction)")
+    ax.set_title("gradient reaching each step's state\n(the top layer's; recurrent encoders: forward direction)")
     ax.grid(True, which="both", alpha=0.3)
     if flows:
         ax.legend()
