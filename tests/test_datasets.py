@@ -267,3 +267,11 @@ def test_soft_labels_need_two_classes(tmp_path: Path) -> None:
     assert "has 3 classes, and soft labels" in error(tmp_path / "d", soft_labels=str(soft))
     with pytest.raises(SeqsentError, match="soft labels are for two classes only"):
         TextClassificationDataModule(path="x", soft_labels=str(soft), num_classes=3)
+
+
+def test_a_class_without_training_texts_warns(tmp_path: Path) -> None:
+    write_csv(tmp_path / "d" / "train.csv", ("text", "label"), [(f"t {i}", i % 2) for i in range(20)])
+    write_csv(tmp_path / "d" / "test.csv", ("text", "label"), [("t", 2), ("u", 0)])
+    with pytest.warns(UserWarning, match="no training text of .* has the class 2: the model cannot learn it"):
+        dm = set_up(tmp_path / "d", num_classes=3)
+    assert dm.num_classes == 3 and dm.label_names == ["0", "1", "2"]
