@@ -253,6 +253,11 @@ def test_encoders_without_per_step_states_are_one_line_errors(name: str, setting
         gradient_flow(model, batch_of())
 
 
+def test_a_model_without_an_encoder_is_a_one_line_error() -> None:
+    with pytest.raises(NoStepStates, match=re.escape("the Linear has no encoder (net.encoder)")):
+        gradient_flow(torch.nn.Linear(2, 1), batch_of())
+
+
 class MeanOfInputs(torch.nn.Module):
     """A user's encoder whose `states()` are not what its summary pools."""
 

@@ -77,21 +77,25 @@ class GradFlow:
         return GradFlow(**{f.name: _add(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
 
 
-def encoder_of(model: nn.Module) -> nn.Module:
-    """The encoder of a `SequenceClassifier` (`model.net.encoder`) or of a `TextClassifierNet`."""
-    return getattr(model, "net", model).encoder
+def encoder_of(model: nn.Module) -> nn.Module | None:
+    """The encoder of a `SequenceClassifier` (`model.net.encoder`) or of a `TextClassifierNet`; None for
+    a model without one."""
+    return getattr(getattr(model, "net", model), "encoder", None)
 
 
 def encoder_label(model: nn.Module) -> str:
     """The model's encoder as `seqsent.compare` names it (`lstm`, `bi-lstm`, `cnn`, a `_target_`'s class
     name), from its `encoder` hyperparameter, else the encoder's class name."""
     spec = getattr(model, "hparams", {}).get("encoder")
-    return architecture(spec) or type(encoder_of(model)).__name__
+    encoder = encoder_of(model)
+    return architecture(spec) or type(model if encoder is None else encoder).__name__
 
 
 def no_step_states(model: nn.Module) -> str | None:
     """Why gradient flow over time cannot be measured on `model`, in one line; None when it can."""
     encoder = encoder_of(model)
+    if encoder is None:
+        return f"the {type(model).__name__} has no encoder (net.encoder): no gradient flow over time"
     what = f"the {encoder_label(model)} encoder ({type(encoder).__name__})"
     if isinstance(encoder, RecurrentEncoder):
         return None
