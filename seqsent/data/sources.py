@@ -213,7 +213,7 @@ def _read(ds: datasets.Dataset, origin: str, split: str, source: Source, fingerp
     columns = ds.with_format("arrow")  # whole columns at once: iterating rows formats each one
     name = source.text_column
     text = columns[name]
-    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+    if not _is_text(text.type):
         raise SeqsentError(
             f"column {name!r} of {origin} holds {text.type}, not text: the texts must be strings "
             "(data.text_column names their column)"
