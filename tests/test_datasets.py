@@ -11,6 +11,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from helpers import TINY_BIGRAMS, run_module
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -95,6 +96,19 @@ def test_a_csv_directory_with_other_column_names_loads_with_three_settings(tmp_p
     assert dm.preprocessing()["label_names"] == dm.label_names
     first = topic_rows(15, seed=1)[0]
     assert dm.test_set[0][1] == dm.label_names.index(first[1])  # row order and label kept
+
+
+def test_seqsent_train_on_the_csv_directory(tmp_path: Path) -> None:
+    """The acceptance command: the default recipe on a new dataset, three data settings on the command line."""
+    data = tmp_path / "news"
+    write_csv(data / "train.csv", ("headline", "topic"), topic_rows(120, seed=0))
+    write_csv(data / "test.csv", ("headline", "topic"), topic_rows(30, seed=1))
+    run = tmp_path / "run"
+    data_args = [f"data.path={data}", "data.text_column=headline", "data.label_column=topic"]
+    proc = run_module("seqsent.train", *data_args, "trainer.max_epochs=1", TINY_BIGRAMS, f"hydra.run.dir={run}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["test/acc"] <= 1 and "test/f1" in metrics
 
 
 def test_json_lines_shards_are_read_together(tmp_path: Path) -> None:
