@@ -72,9 +72,7 @@ def gradflow(cfg: DictConfig) -> dict:
             report["models"][label]["no_step_states"] = problem
             print(f"{label}: {problem}", flush=True)
             continue
-        datamodule = checkpoint_datamodule(cfg.data, model, path)  # the checkpoint's vocabulary and padding
-        datamodule.prepare_data()
-        datamodule.setup("fit" if cfg.split == "val" else "test")
+        datamodule = checkpoint_datamodule(cfg.data, model, path)  # set up, the checkpoint's vocabulary and padding
         dataset, collate = datamodule.val_set if cfg.split == "val" else datamodule.test_set, datamodule.collator
         n = min(cfg.num_reviews, len(dataset))
         batches = (
