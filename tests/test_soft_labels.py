@@ -161,7 +161,8 @@ def test_soft_labels_of_only_held_out_reviews_are_refused(data_with_unlabeled: P
 
 def test_self_train_labels_with_a_teacher_then_trains_a_student(data_with_unlabeled: Path, tmp_path: Path) -> None:
     out = tmp_path / "st"
-    tiny = ["data.vocab_size=300", "data.batch_size=16", "model.embed_dim=16", "model.hidden_size=16", TINY_BIGRAMS]
+    tiny = ["data.vocab_size=300", "data.batch_size=16", "model.embed_dim=16", "model.encoder.hidden_size=16"]
+    tiny.append(TINY_BIGRAMS)
     proc = run_script(SELF_TRAIN, "--data", str(data_with_unlabeled), "--out", str(out), "--", *tiny,
                       "trainer.max_epochs=1")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -260,7 +261,8 @@ def test_soft_targets_train_through_bce_and_count_as_their_rounded_label() -> No
     from seqsent.models import SequenceClassifier
 
     torch.manual_seed(0)
-    model = SequenceClassifier(vocab_size=50, embed_dim=8, hidden_size=8, bigram_buckets=0, bidirectional=False)
+    encoder = {"name": "lstm", "hidden_size": 8, "bidirectional": False}
+    model = SequenceClassifier(vocab_size=50, embed_dim=8, encoder=encoder, bigram_buckets=0)
     batch = {
         "tokens": torch.randint(2, 50, (4, 6)),
         "lengths": torch.full((4,), 6),
