@@ -27,4 +27,4 @@ class Poison(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.at_step:
             with torch.no_grad():
-                pl_module.embedding.weight.fill_(float("nan"))
+                pl_module.net.embedding.weight.fill_(float("nan"))

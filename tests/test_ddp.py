@@ -132,14 +132,14 @@ SMALL = [
     "data.vocab_size=400",
     "data.batch_size=16",
     "data.eval_batch_size=16",
-    "model.hidden_size=16",
+    "model.encoder.hidden_size=16",
     TINY_BIGRAMS,
     "model.embed_dim=16",
-    "model.pooling=max",
+    "model.encoder.pooling=max",
     "model.lr=0.01",
     "model.dropout=0",
     "model.embed_dropout=0",
-    "model.bidirectional=false",
+    "model.encoder.bidirectional=false",
     "model.scheduler=none",
 ]
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=3"]

@@ -33,7 +33,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]
             f"data.padding={padding}",
             "data.batch_size=16",
             "model.embed_dim=16",
-            "model.hidden_size=16",
+            "model.encoder.hidden_size=16",
             TINY_BIGRAMS,
             "trainer.max_epochs=2",
             f"seed={seed}",

@@ -24,7 +24,7 @@ RUN = [
     "data.n_test=80",
     "data.vocab_size=200",
     "data.batch_size=16",
-    "model.hidden_size=8",
+    "model.encoder.hidden_size=8",
     TINY_BIGRAMS,
     "model.embed_dim=8",
     "model.scheduler=none",
