@@ -28,7 +28,7 @@ import torch
 
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
 from seqsent.errors import SeqsentError, report_errors
-from seqsent.models.classifier import PREPROCESSING_KEY
+from seqsent.models.classifier import FORMAT_KEY, PREPROCESSING_KEY
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
 START, END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
@@ -36,7 +36,7 @@ HEADER = [
     "| input | exit | message | traceback | existing files changed |",
     "|---|---|---|---|---|",
 ]
-SMALL_MODEL = ["model.hidden_size=8", "model.embed_dim=8", "model.bigram_buckets=512"]
+SMALL_MODEL = ["model.encoder.hidden_size=8", "model.embed_dim=8", "model.bigram_buckets=512"]
 TINY = ["data=synthetic", "data.n_train=200", "data.n_test=50", *SMALL_MODEL]
 TOY_MODULE = 'class Broken:\n    def __init__(self, **kwargs):\n        raise ValueError("a bug in my module")\n'
 
@@ -52,6 +52,7 @@ def make_fixtures(root: Path) -> dict[str, Path]:
         "string_labels": pa.table({"text": texts, "label": ["pos", "neg"] * (len(texts) // 2)}),
         "integer_text": pa.table({"text": list(range(len(texts))), "label": labels}),
         "one_class": pa.table({"text": texts, "label": [1] * len(texts)}),
+        "three_classes": pa.table({"text": texts, "label": [0, 1, 2, 1] * (len(texts) // 4)}),
     }
     paths = {name: root / name for name in ("empty", "split_is_dir", "files", *tables)}
     for p in paths.values():
@@ -76,6 +77,8 @@ def make_fixtures(root: Path) -> dict[str, Path]:
     garbled = torch.load(ckpt, map_location="cpu", weights_only=True)
     garbled[PREPROCESSING_KEY]["max_len"] = "200"
     torch.save(garbled, files / "garbled.ckpt")
+    del garbled[FORMAT_KEY]
+    torch.save(garbled, files / "old.ckpt")  # as seqsent 0.1 wrote them
     (root / "toymod.py").write_text(TOY_MODULE)  # importable: python -m puts the working dir first
     return {**paths, "ckpt": ckpt, "good": root / "good"}
 
@@ -119,7 +122,11 @@ def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]]]:
         ("`data.val_fraction=1.5`", [*train, *TINY, "data.val_fraction=1.5"]),
         ("`data.vocab_size=1`", [*train, *TINY, "data.vocab_size=1"]),
         ("negative learning rate", [*train, *TINY, "model.lr=-0.1"]),
-        ("unknown `model.cell=xyz`", [*train, *TINY, "model.cell=xyz"]),
+        ("unknown encoder `model/encoder=xyz`", [*train, "model/encoder=xyz"]),
+        ("unknown encoder `model.encoder.name=xyz`", [*train, *TINY, "model.encoder.name=xyz"]),
+        ("a setting the encoder lacks `+model.encoder.widths=[3]`", [*train, *TINY, "+model.encoder.widths=[3]"]),
+        ("an encoder class that cannot be imported", [*train, *TINY, "+model.encoder._target_=nomod.Encoder"]),
+        ("`model.num_classes=3` for two-class data", [*train, *TINY, "model.num_classes=3"]),
         ("`trainer.devices=0`", [*train, *TINY, "trainer.devices=0"]),
         ("`trainer.max_epochs=0`", [*train, *TINY, "trainer.max_epochs=0"]),
         ("`trainer.limit_train_batches=0`", [*train, *TINY, "trainer.limit_train_batches=0"]),
@@ -129,7 +136,7 @@ def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]]]:
         ("output dir holds another run", ["seqsent.train", *TINY, f"hydra.run.dir={f['good']}"]),
         ("resume from a checkpoint that does not exist", [*train, *TINY, f"ckpt_path={d / 'missing.ckpt'}"]),
         ("resume from a truncated checkpoint", [*train, *TINY, f"ckpt_path={d / 'truncated.ckpt'}"]),
-        ("resume with other model settings", [*train, *TINY, "model.hidden_size=16", f"ckpt_path={ckpt}"]),
+        ("resume with other model settings", [*train, *TINY, "model.encoder.hidden_size=16", f"ckpt_path={ckpt}"]),
         ("resume with other data settings", [*train, *TINY, "data.split_seed=7", f"ckpt_path={ckpt}"]),
         (
             "resume a finished run",
@@ -143,6 +150,11 @@ def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]]]:
         ("file that is not a checkpoint", ["seqsent.eval", f"ckpt_path={d / 'notes.ckpt'}"]),
         ("checkpoint that needs unsafe unpickling", ["seqsent.eval", f"ckpt_path={d / 'pickle.ckpt'}"]),
         ("checkpoint with a garbled `max_len` (the string '200')", ["seqsent.eval", f"ckpt_path={d / 'garbled.ckpt'}"]),
+        ("checkpoint written by seqsent 0.1", ["seqsent.eval", f"ckpt_path={d / 'old.ckpt'}"]),
+        (
+            "eval on data of another class count",
+            ["seqsent.eval", f"ckpt_path={ckpt}", "data=imdb", f"data.path={f['three_classes']}"],
+        ),
         (
             "gradflow onto an existing `out=` file",
             ["seqsent.gradflow", "hydra.run.dir=scratch_run", f"ckpt_path={ckpt}", f"out={d / 'figure.png'}"],
