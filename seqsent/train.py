@@ -23,6 +23,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -154,6 +155,14 @@ def trains_longer(max_epochs: int | None, max_steps: int | None, ended: dict) ->
     return limit(max_epochs) > limit(ended.get("max_epochs")) or limit(max_steps) > limit(ended.get("max_steps"))
 
 
+def check_model(model_cfg: DictConfig) -> None:
+    """Build the model once on the meta device (no memory, no weights drawn, the random state kept), so a
+    bad model setting is refused before the data, which the class count comes from, is prepared."""
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        configured = model_cfg.get("num_classes")
+        instantiate(model_cfg, num_classes=2 if configured is None else configured)
+
+
 def num_classes(datamodule: L.LightningDataModule, configured: int | None) -> int:
     """The data's class count (the data is prepared and set up here to read it); a configured
     `model.num_classes` that disagrees is a `SeqsentError`."""
@@ -196,6 +205,7 @@ def train(cfg: DictConfig) -> dict:
         clear_recorded_failure(run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
+    check_model(cfg.model)
     model = instantiate(cfg.model, num_classes=num_classes(datamodule, cfg.model.get("num_classes")))
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
