@@ -1,4 +1,4 @@
-"""Test an ensemble: average the positive-class probabilities of several checkpoints.
+"""Test an ensemble: average the class probabilities of several checkpoints.
 
     python scripts/ensemble.py --data ../shared/data/imdb RUN_A/checkpoints/epoch02-val_acc0.9024.ckpt \
         RUN_B/checkpoints/... RUN_C/checkpoints/... [--out ensemble.json]
@@ -6,7 +6,9 @@
 Each checkpoint classifies the raw test reviews with its own vocabulary, max_len and padding (they
 travel inside it, see `seqsent.predict`), so members may differ in any of those. Prints JSON: each
 member's test accuracy, and the ensemble's `test/acc`, `test/f1`, `test/auroc` (the mean of the
-members' probabilities, thresholded at 0.5). `--out` also writes that JSON to a new file.
+members' probabilities, thresholded at 0.5); for more than two classes `test/acc` and macro `test/f1`
+of the mean class probabilities (members must classify the same classes). `--out` also writes that
+JSON to a new file.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import time
 from pathlib import Path
 
 import torch
-from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_f1_score
+from torchmetrics.functional.classification import (
+    binary_accuracy,
+    binary_auroc,
+    binary_f1_score,
+    multiclass_accuracy,
+    multiclass_f1_score,
+)
 
 from seqsent.allocator import keep_freed_memory
 from seqsent.checkpoint import existing_checkpoints, load_classifier
@@ -38,12 +46,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def scores(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Accuracy, F1 and AUROC of probabilities against 0/1 labels."""
+    """Accuracy, F1 and AUROC of P(class 1) (N,) against 0/1 labels; accuracy and macro-F1 of class
+    probabilities (N, C) against class ids."""
+    if probs.dim() == 2:
+        classes = probs.size(1)
+        return {
+            "test/acc": float(multiclass_accuracy(probs, labels, classes, average="micro")),
+            "test/f1": float(multiclass_f1_score(probs, labels, classes, average="macro")),
+        }
     return {
         "test/acc": float(binary_accuracy(probs, labels)),
         "test/f1": float(binary_f1_score(probs, labels)),
         "test/auroc": float(binary_auroc(probs, labels)),
     }
+
+
+def classes(probs: torch.Tensor) -> int:
+    return probs.size(1) if probs.dim() == 2 else 2
 
 
 @report_errors
@@ -61,6 +80,11 @@ def main(argv: list[str]) -> dict:
     for i, ckpt in enumerate(ckpts, 1):
         start = time.perf_counter()
         probs = torch.from_numpy(predict_sorted(load_classifier(ckpt), test.texts, args.batch_size))
+        if all_probs and probs.shape != all_probs[0].shape:
+            raise SeqsentError(
+                f"{ckpt} classifies {classes(probs)} classes but {ckpts[0]} {classes(all_probs[0])}: "
+                "ensemble models of one dataset"
+            )
         all_probs.append(probs)
         members.append({"ckpt": str(ckpt.resolve()), **scores(probs, labels)})
         print(

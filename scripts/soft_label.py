@@ -66,6 +66,11 @@ def main(argv: list[str]) -> dict:
     for i, ckpt in enumerate(ckpts, 1):
         t0 = time.perf_counter()
         model = load_classifier(ckpt)
+        if model.hparams.num_classes != 2:
+            raise SeqsentError(
+                f"{ckpt} classifies {model.hparams.num_classes} classes: soft labels (one probability per "
+                "review) are for two-class teachers"
+            )
         splits.append(validation_split(model))
         probs.append(predict_sorted(model, texts, args.batch_size))
         print(
