@@ -27,7 +27,7 @@ from seqsent.models import SequenceClassifier
 pad = keep_freed_memory()
 torch.manual_seed(0)
 torch.set_num_threads(1)
-model = SequenceClassifier(vocab_size=2000, embed_dim=128, hidden_size=128)
+model = SequenceClassifier(vocab_size=2000, embed_dim=128, encoder={"name": "lstm", "hidden_size": 128})
 opt = model.configure_optimizers()
 tokens, lengths, labels = torch.randint(1, 2000, (32, 200)), torch.full((32,), 200), torch.ones(32)
 def step():
