@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +46,23 @@ def load_error(path: Path | str, **kwargs) -> str:
     message = str(info.value)
     assert "\n" not in message
     return message
+
+
+TOPICS = {"animal": "cat dog horse", "city": "paris rome oslo", "food": "bread rice soup"}
+
+
+def write_topics(folder: Path, columns: tuple[str, str] = ("question", "topic"), names: bool = True) -> None:
+    """`train.csv` and `test.csv` of three topics told apart by their words: a text and a label column
+    (`columns`), labels the topic names (`names`) or their ids 0, 1, 2."""
+    folder.mkdir(parents=True)
+    rng = random.Random(0)
+    filler = ["what", "where", "is", "the", "a", "of", "which", "name"]
+    for split, n in (("train", 240), ("test", 60)):
+        with open(folder / f"{split}.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(columns)
+            for i in range(n):
+                topic = list(TOPICS)[i % 3]
+                words = rng.choices(filler, k=5) + rng.choices(TOPICS[topic].split(), k=2)
+                rng.shuffle(words)
+                writer.writerow([" ".join(words), topic if names else i % 3])

@@ -4,13 +4,11 @@ checkpoint evaluates and predicts with one probability per class."""
 
 from __future__ import annotations
 
-import csv
 import json
-import random
 from pathlib import Path
 
 import pytest
-from helpers import TINY_BIGRAMS, run_module
+from helpers import TINY_BIGRAMS, TOPICS, run_module, write_topics
 
 from seqsent.checkpoint import load_classifier
 from seqsent.predict import predict_texts
@@ -69,25 +67,6 @@ def test_an_encoder_of_ones_own_trains_through_a_yaml_target(tmp_path: Path, mon
     assert type(model.net.encoder).__name__ == "ToyEncoder" and model.net.encoder.output_size == 6
     assert model.hparams.encoder == {"_target_": "my_encoders.ToyEncoder", "name": "toy", "size": 6}
     assert all(0.0 <= p <= 1.0 for p in predict_texts(model, ["a great film", "dull"]))
-
-
-TOPICS = {"animal": "cat dog horse", "city": "paris rome oslo", "food": "bread rice soup"}
-
-
-def write_topics(folder: Path) -> None:
-    """CSV files (`question`, `topic`) of three topics, told apart by their words."""
-    folder.mkdir(parents=True)
-    rng = random.Random(0)
-    filler = ["what", "where", "is", "the", "a", "of", "which", "name"]
-    for split, n in (("train", 240), ("test", 60)):
-        with open(folder / f"{split}.csv", "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["question", "topic"])
-            for i in range(n):
-                topic = list(TOPICS)[i % 3]
-                words = rng.choices(filler, k=5) + rng.choices(TOPICS[topic].split(), k=2)
-                rng.shuffle(words)
-                writer.writerow([" ".join(words), topic])
 
 
 @pytest.fixture(scope="module")

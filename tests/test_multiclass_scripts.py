@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import random
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_BIGRAMS, run_module, run_script
+from helpers import TINY_BIGRAMS, run_module, run_script, write_topics
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
 from seqsent.checkpoint import load_classifier
@@ -17,29 +15,13 @@ from seqsent.data.sources import load_splits
 from seqsent.predict import predict_texts
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-WORDS = ["cat dog horse", "paris rome oslo", "bread rice soup"]  # class 0, 1, 2
-
-
-def write_classes(folder: Path) -> None:
-    """`text`/`label` CSV files of three classes, told apart by their words."""
-    folder.mkdir(parents=True)
-    rng = random.Random(0)
-    filler = ["what", "where", "is", "the", "a", "of", "which", "name"]
-    for split, n in (("train", 240), ("test", 60)):
-        with open(folder / f"{split}.csv", "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["text", "label"])
-            for i in range(n):
-                words = rng.choices(filler, k=5) + rng.choices(WORDS[i % 3].split(), k=2)
-                rng.shuffle(words)
-                writer.writerow([" ".join(words), i % 3])
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """Two 3-class checkpoints (cnn and nbow) and one 2-class checkpoint."""
     root = tmp_path_factory.mktemp("multiclass")
-    write_classes(root / "three")
+    write_topics(root / "three", columns=("text", "label"), names=False)
     tiny = ["data.vocab_size=200", "data.batch_size=16", "model.embed_dim=16", TINY_BIGRAMS, "trainer.max_epochs=2"]
     setups = [
         (f"data.path={root / 'three'}", "model/encoder=cnn"),
