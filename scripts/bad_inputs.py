@@ -97,9 +97,9 @@ def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]]]:
         ("Hub id without network", [*train, "data.path=stanfordnlp/imdb"]),
         ("parquet without `text`", [*train, f"data.path={f['no_text']}"]),
         ("parquet without `label`", [*train, f"data.path={f['no_label']}"]),
-        ("labels outside {0, 1}", [*train, f"data.path={f['bad_labels']}"]),
+        ("labels 2 only (works: class ids, with a warning)", [*train, f"data.path={f['bad_labels']}"]),
         ("fractional labels (0.9, 0.4)", [*train, f"data.path={f['fractional_labels']}"]),
-        ("string labels (pos, neg)", [*train, f"data.path={f['string_labels']}"]),
+        ("string labels pos, neg (works: sorted class names)", [*train, f"data.path={f['string_labels']}"]),
         ("`text` column of integers", [*train, f"data.path={f['integer_text']}"]),
         (
             "training split of one class (works, with a warning)",
