@@ -9,12 +9,14 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.types import RunMode
+from hydra.utils import get_object, instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
@@ -24,6 +26,7 @@ from seqsent.errors import SeqsentError, check_types
 from seqsent.utils import flatten
 
 NOT_HPARAMS = ("callbacks/", "logger/", "trainer/default_root_dir")  # machinery and paths, not HPARAMS
+LOGGER_EXTRAS = ("mlflow", "wandb")  # seqsent extras named after the package they install for a logger
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -31,6 +34,55 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node]
+
+
+def run_tags(cfg: DictConfig) -> dict[str, str]:
+    """What groups this run with others, for every logger: `run_name`, and in a Hydra multirun the
+    `sweep` (its directory's name) and `job` number; `overrides`, the command's overrides (a sweep
+    job's own values included)."""
+    hydra_cfg = HydraConfig.get()
+    overrides = [o for o in hydra_cfg.overrides.task if not o.lstrip("+~").startswith("hydra")]
+    tags = {"run_name": str(cfg.get("run_name"))}
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        tags |= {"sweep": Path(hydra_cfg.sweep.dir).name, "job": str(hydra_cfg.job.num)}
+    if overrides:
+        tags["overrides"] = " ".join(overrides)
+    return tags
+
+
+def build_loggers(group: DictConfig | None, tags: dict[str, str]) -> list[Logger]:
+    """The `logger` group's loggers, with the run's `tags` as MLflow tags and W&B tags and group (where
+    the config leaves them null); a logger whose package is missing is a `SeqsentError` naming the extra."""
+    loggers = []
+    for name, node in (group or {}).items():
+        if not (isinstance(node, DictConfig) and "_target_" in node):
+            continue
+        try:
+            loggers.append(instantiate(node, **native_tags(get_object(node._target_), node, tags)))
+        except InstantiationException as err:
+            if isinstance(err.__cause__, ModuleNotFoundError) and (extra := missing_extra(str(err.__cause__))):
+                raise SeqsentError(f"logger={name} needs the {extra} extra: pip install seqsent[{extra}]") from err
+            raise
+    return loggers
+
+
+def native_tags(target: Any, node: DictConfig, tags: dict[str, str]) -> dict[str, Any]:
+    """`tags` in the form the logger class `target` takes them: a dict for MLflow, `key=value` strings (W&B's limit,
+    64 characters each) and the sweep as group for W&B; nothing for the others (they get `tags/*` as
+    hyperparameters, `log_hparams`)."""
+    if not isinstance(target, type):
+        return {}
+    if issubclass(target, MLFlowLogger) and node.get("tags") is None:
+        return {"tags": dict(tags)}
+    if issubclass(target, WandbLogger):
+        found = {"tags": [f"{k}={v}"[:64] for k, v in tags.items()]} if node.get("tags") is None else {}
+        return found | ({"group": tags["sweep"]} if node.get("group") is None and "sweep" in tags else {})
+    return {}
+
+
+def missing_extra(reason: str) -> str | None:
+    """The seqsent extra that installs the package a `ModuleNotFoundError` names, if any."""
+    return next((extra for extra in LOGGER_EXTRAS if extra in reason), None)
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:
@@ -88,11 +140,13 @@ class AtFirstTrainingBatch(Callback):
         self.done = True
 
 
-def log_hparams(loggers: list[Logger], cfg: DictConfig) -> None:
-    """Log the whole resolved config once. TensorBoard gets only the HPARAMS session record (no experiment
-    record: its HPARAMS tab then takes the columns from all runs' sessions; no placeholder metrics)."""
+def log_hparams(loggers: list[Logger], cfg: DictConfig, tags: dict[str, str] | None = None) -> None:
+    """Log the whole resolved config and the run's `tags` (as `tags/<key>`) once, to every logger.
+    TensorBoard gets only the HPARAMS session record (no experiment record: its HPARAMS tab then takes
+    the columns from all runs' sessions; no placeholder metrics)."""
     params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
     params = {k: _short(v) for k, v in params.items() if not k.endswith("_target_") and not k.startswith(NOT_HPARAMS)}
+    params |= {f"tags/{k}": v for k, v in (tags or {}).items()}
     for logger in loggers:
         logger.log_hyperparams(params)  # TensorBoardLogger: its hparams.yaml
         if isinstance(logger, TensorBoardLogger):

@@ -35,7 +35,15 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seqsent.allocator import keep_freed_memory
-from seqsent.builders import AtFirstTrainingBatch, build_trainer, instantiate_group, log_hparams, tensorboard_dir
+from seqsent.builders import (
+    AtFirstTrainingBatch,
+    build_loggers,
+    build_trainer,
+    instantiate_group,
+    log_hparams,
+    run_tags,
+    tensorboard_dir,
+)
 from seqsent.callbacks import EpochTimer
 from seqsent.checkpoint import read_checkpoint
 from seqsent.errors import SeqsentError, check_types, clear_recorded_failure, report_job_errors
@@ -208,10 +216,11 @@ def train(cfg: DictConfig) -> dict:
     check_model(cfg.model)
     model = instantiate(cfg.model, num_classes=num_classes(datamodule, cfg.model.get("num_classes")))
     callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_group(cfg.get("logger"))
+    tags = run_tags(cfg)
+    loggers = build_loggers(cfg.get("logger"), tags)
     if not loggers:  # ~logger: Lightning refuses a learning-rate monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    start_record = AtFirstTrainingBatch(functools.partial(record_start, cfg, loggers, run_dir, bool(ckpt_path)))
+    start_record = AtFirstTrainingBatch(functools.partial(record_start, cfg, loggers, tags, run_dir, bool(ckpt_path)))
     trainer = build_trainer(cfg, [*callbacks, start_record], loggers)
     check_launch(trainer)
 
@@ -284,10 +293,11 @@ def drop_own_events(loggers: list[Logger]) -> None:
             events.unlink()
 
 
-def record_start(cfg: DictConfig, loggers: list[Logger], run_dir: Path, resumed: bool) -> None:
-    """At the first training batch: the config in TensorBoard's HPARAMS and, for a resumed run, its
-    command record (`.hydra/resume-<n>/`). A resume refused before it trains so changes nothing in the run."""
-    log_hparams(loggers, cfg)
+def record_start(cfg: DictConfig, loggers: list[Logger], tags: dict[str, str], run_dir: Path, resumed: bool) -> None:
+    """At the first training batch: the config and the run's tags in every logger (TensorBoard's HPARAMS)
+    and, for a resumed run, its command record (`.hydra/resume-<n>/`). A resume refused before it trains
+    so changes nothing in the run."""
+    log_hparams(loggers, cfg, tags)
     if resumed:
         write_record(cfg, resumed=True)
         clear_recorded_failure(run_dir)

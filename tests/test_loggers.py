@@ -1,0 +1,95 @@
+"""`logger=`: tensorboard, csv, mlflow (local sqlite store), wandb (offline), many; the run's tags (sweep,
+job, overrides) reach every logger; a logger whose package is missing names the extra to install."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import run_module
+from omegaconf import OmegaConf
+from test_cli import SMALL
+from test_configs import composed
+
+from seqsent.builders import build_loggers
+from seqsent.errors import SeqsentError
+
+OPTIONAL = ("mlflow", "wandb")
+LOGGERS = ["tensorboard", "csv", *(name for name in OPTIONAL if importlib.util.find_spec(name))]
+SWEEP = "tagged_sweep"
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One job of a one-job sweep, logging to every logger installed here at once."""
+    root = tmp_path_factory.mktemp("loggers")
+    proc = run_module(
+        "seqsent.train",
+        "-m",
+        f"logger=[{','.join(LOGGERS)}]",
+        *SMALL,
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=3",
+        f"hydra.sweep.dir={root / SWEEP}",
+        env={"SEQSENT_CACHE_DIR": str(root / "cache"), "WANDB_SILENT": "true"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (root / SWEEP).glob("0_*")
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 1
+    return run_dir
+
+
+def assert_tagged(tags: dict) -> None:
+    assert tags["sweep"] == SWEEP and tags["job"] == "0" and tags["run_name"] == "lstm"
+    assert "trainer.limit_train_batches=3" in tags["overrides"]
+
+
+def test_tensorboard_writes_events_and_the_tags_as_hparams(job: Path) -> None:
+    assert list((job / "tensorboard").glob("events.out.tfevents.*"))
+    hparams = yaml.safe_load((job / "tensorboard" / "hparams.yaml").read_text())
+    assert_tagged({k.removeprefix("tags/"): v for k, v in hparams.items() if k.startswith("tags/")})
+
+
+def test_csv_writes_metrics_rows_and_the_tags_as_hparams(job: Path) -> None:
+    header = (job / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"val/acc", "train/loss", "test/acc", "epoch", "step"} <= set(header)
+    hparams = yaml.safe_load((job / "csv" / "hparams.yaml").read_text())
+    assert hparams["model/encoder/hidden_size"] == 16
+    assert_tagged({k.removeprefix("tags/"): v for k, v in hparams.items() if k.startswith("tags/")})
+
+
+def test_mlflow_writes_a_local_store_with_tags_params_and_metrics(job: Path) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{job / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("seqsent").experiment_id])
+    assert_tagged(run.data.tags)
+    assert run.info.run_name == "lstm" and run.data.params["tags/sweep"] == SWEEP
+    assert {"val/acc", "test/acc"} <= set(run.data.metrics)
+
+
+def test_wandb_writes_an_offline_run_with_the_sweep_as_group_and_tags(job: Path) -> None:
+    pytest.importorskip("wandb")
+    (record,) = (job / "wandb").glob("offline-run-*/run-*.wandb")
+    data = record.read_bytes()  # W&B's protobuf record of the run: the strings are stored as written
+    for text in (f"sweep={SWEEP}", "job=0", "run_name=lstm", "val/acc", "test/acc"):
+        assert text.encode() in data, text
+
+
+def test_many_is_tensorboard_and_csv(tmp_path: Path) -> None:
+    cfg = composed("train", ["logger=many", f"hydra.runtime.output_dir={tmp_path}"])
+    assert set(cfg.logger) == {"tensorboard", "csv"}
+
+
+def missing_package(**kwargs: object) -> None:
+    """A logger whose package is not installed, as Lightning's loggers report it."""
+    raise ModuleNotFoundError("Requirement 'wandb>=0.12.10' not met")
+
+
+def test_a_missing_logger_package_names_the_extra() -> None:
+    group = OmegaConf.create({"wandb": {"_target_": f"{__name__}.missing_package"}})
+    with pytest.raises(SeqsentError) as info:
+        build_loggers(group, {})
+    assert str(info.value) == "logger=wandb needs the wandb extra: pip install seqsent[wandb]"
