@@ -34,7 +34,7 @@ from omegaconf import DictConfig
 from seqsent.errors import report_errors
 from seqsent.utils import output_error
 
-FINISHED_KEY = "seqsent_finished"  # in checkpoints saved when training ended: the limits it ended under
+FINISHED_KEY = "seqsent_finished"  # in checkpoints saved at the end: the limits it ended under, early stopping
 DATA_KEY = "seqsent_data"  # the run's data settings (`ExactResume`)
 TEMPORARY = re.compile(r"\..+\.tmp-(\d+)-[0-9a-f]{6}")  # `AtomicCheckpointIO`'s file being written
 
@@ -126,6 +126,9 @@ class LastCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # instead of Lightning's, which saves `last.ckpt` only when nothing was saved in this fit
         self._finished = {"max_epochs": trainer.max_epochs, "max_steps": trainer.max_steps}
+        stopper = next((c for c in trainer.early_stopping_callbacks if c.stopped_epoch > 0), None)
+        if stopper is not None:  # ended by early stopping: resuming would stop again at once
+            self._finished["stopped_early"] = {"monitor": stopper.monitor, "patience": stopper.patience}
         self._save_last(trainer)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
