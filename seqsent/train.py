@@ -146,8 +146,8 @@ def check_unfinished(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
     ended = ckpt.get(FINISHED_KEY)
     if isinstance(ended, dict) and isinstance(stopped := ended.get("stopped_early"), dict):
         raise SeqsentError(
-            f"{ckpt_path} was ended by early stopping after {epoch} epochs ({stopped.get('monitor')} did not improve "
-            f"for {stopped.get('patience')} validations): nothing to resume. Test it with python -m seqsent.eval "
+            f"{ckpt_path} was ended by early stopping after {epoch} epochs (on {stopped.get('monitor')}, "
+            f"patience {stopped.get('patience')}): nothing to resume. Test it with python -m seqsent.eval "
             f"ckpt_path={ckpt_path}, or train a new run with a higher callbacks.early_stopping.patience"
         )
     if not reached and isinstance(ended, dict) and not trains_longer(max_epochs, max_steps, ended):

@@ -52,8 +52,8 @@ def test_an_early_stopped_run_refuses_resume_even_with_more_epochs(stopped: tupl
     before = sorted(p.name for p in run_dir.rglob("*"))
     proc = run_module("seqsent.train", *SMALL, *COMBINED, "trainer.max_epochs=10", f"ckpt_path={last}")
     assert proc.returncode == 2
-    assert f"error: {last} was ended by early stopping after 2 epochs (val/acc did not improve" in proc.stderr
-    assert "callbacks.early_stopping.patience" in proc.stderr
+    assert f"error: {last} was ended by early stopping after 2 epochs (on val/acc, patience 1)" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "callbacks.early_stopping.patience" in proc.stderr
     assert sorted(p.name for p in run_dir.rglob("*")) == before  # the refused resume left the run as it was
 
 

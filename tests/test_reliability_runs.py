@@ -62,12 +62,13 @@ def test_a_finished_run_ends_with_its_final_state_in_last_ckpt_and_is_not_resume
     metrics = json.loads((run / "metrics.json").read_text())
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert metrics["global_steps"] == last["global_step"] == 20  # not the step-14 checkpoint
-    assert last[FINISHED_KEY] == {"max_epochs": 5, "max_steps": -1}
+    stopped = {"monitor": "val/acc", "patience": 0}
+    assert last[FINISHED_KEY] == {"max_epochs": 5, "max_steps": -1, "stopped_early": stopped}
     before = files_of(run)
     for ckpt in (f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "ckpt_path=last"):
         proc = run_module("seqsent.train", *RUN, *STOPPED_EARLY, ckpt, f"hydra.run.dir={run}", env=env)
         assert proc.returncode == 2, proc.stderr[-2000:]
-        line = "has finished training (2 epochs, 20 steps; it ended under trainer.max_epochs=5, max_steps=-1)"
+        line = "was ended by early stopping after 2 epochs (on val/acc, patience 0): nothing to resume"
         assert proc.stderr.count("\n") == 1 and line in proc.stderr
         assert files_of(run) == before
 
