@@ -1,0 +1,185 @@
+"""Export a checkpoint's network for serving outside seqsent: ONNX or a `torch.export` program.
+
+    python -m seqsent.export ckpt_path=outputs/.../checkpoints/last.ckpt format=onnx out=exported/
+    python -m seqsent.export ckpt_path=... format=torch_export out=exported/
+
+Writes into `out` (created if missing): the network, `model.onnx` (format=onnx, needs
+`pip install seqsent[export]`) or `model.pt2` (format=torch_export, `torch.export.load` reads it),
+taking `tokens` (batch, steps) int64 and `lengths` (batch,) int64 and giving `probabilities`: P(class 1)
+(batch,) for a two-class model, else each class's probability (batch, classes); the batch size and the
+number of steps are free (steps up to the checkpoint's `max_len`). Beside it: `tokenizer.json` (the
+checkpoint's vocabulary) and `preprocessing.json` (max_len, padding and truncation sides, pad id,
+label names, the `<unk>` id), which `seqsent.serve_onnx` reads to classify raw text without torch.
+Each export is checked before it is written: the exported network must give the checkpoint's
+probabilities (within 1e-4) on a batch of another size and length than the one it was traced with.
+
+Recurrent encoders: `nn.LSTM`/`nn.GRU`/`nn.RNN` become ONNX's own LSTM/GRU/RNN operators
+(TorchScript-based exporter), and `lstm_scratch` layers are exported as the `nn.LSTM` with their
+weights (the same function); the per-row rotations that put each review's tokens first are exported
+as gathers for every batch (`rotate_left` skips its no-op shortcut while exporting).
+format=torch_export takes the cnn, transformer and nbow encoders only: `torch.export` unrolls a
+recurrence over the example's length, so recurrent encoders export with format=onnx.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from seqsent.checkpoint import label_names, load_classifier, preprocessing_of
+from seqsent.data.vocab import UNK_ID
+from seqsent.errors import SeqsentError, report_errors
+from seqsent.models import RecurrentEncoder, ScratchLSTM, SequenceClassifier
+
+FORMATS = {"onnx": "model.onnx", "torch_export": "model.pt2"}
+PREPROCESSING_FILE, TOKENIZER_FILE = "preprocessing.json", "tokenizer.json"
+INPUTS, OUTPUT = ("tokens", "lengths"), "probabilities"
+TOLERANCE = 1e-4
+OPTIONS = {"ckpt_path", "format", "out"}
+USAGE = "usage: python -m seqsent.export ckpt_path=PATH format=onnx|torch_export out=DIR"
+
+
+class Probabilities(nn.Module):
+    """The classifier's network with its output turned into probabilities, as `seqsent.predict` gives them."""
+
+    def __init__(self, model: SequenceClassifier):
+        super().__init__()
+        self.net = exportable(model.net)
+        self.to_probabilities = model.probabilities
+        self.eval()  # the exporter restores the root's mode to every submodule afterwards
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        return self.to_probabilities(self.net(tokens, lengths))
+
+
+def exportable(net: nn.Module) -> nn.Module:
+    """A copy of `net` in eval mode with every `ScratchLSTM` replaced by the `nn.LSTM` of its weights
+    (same parameters, same function): a Python loop over the steps would be traced for one length only."""
+    net = copy.deepcopy(net)
+    for name, module in list(net.named_modules()):
+        if isinstance(module, ScratchLSTM):
+            lstm = nn.LSTM(module.input_size, module.hidden_size, batch_first=module.batch_first)
+            lstm.load_state_dict(module.state_dict())
+            net.set_submodule(name, lstm)
+    return net.eval()
+
+
+def example_batch(max_len: int, batch: int, steps: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Random token ids (batch, steps) with rows padded on both sides and of full length, and their lengths."""
+    gen = torch.Generator().manual_seed(seed)
+    steps = max(1, min(steps, max_len))
+    lengths = torch.randint(1, steps + 1, (batch,), generator=gen)
+    lengths[0] = steps
+    tokens = torch.randint(2, 50, (batch, steps), generator=gen)
+    for row, length in enumerate(lengths.tolist()):
+        pad = slice(0, steps - length) if row % 2 else slice(length, steps)  # odd rows pre-padded
+        tokens[row, pad] = 0
+    return tokens, lengths
+
+
+def export_onnx(module: Probabilities, args: tuple[Tensor, Tensor], path: Path) -> None:
+    """ONNX with the TorchScript-based exporter (RNN layers as ONNX's LSTM/GRU/RNN operators)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python values it records as constants
+        torch.onnx.export(
+            module, args, str(path), dynamo=False, input_names=list(INPUTS), output_names=[OUTPUT], opset_version=17,
+            dynamic_axes={"tokens": {0: "batch", 1: "steps"}, "lengths": {0: "batch"}, OUTPUT: {0: "batch"}},
+        )  # fmt: skip
+
+
+def onnx_runner(path: Path) -> Any:
+    """A function (tokens, lengths) -> probabilities running the ONNX file with onnxruntime."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise SeqsentError("format=onnx needs onnxruntime: pip install 'seqsent[export]'") from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda tokens, lengths: torch.from_numpy(
+        session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})[0]
+    )
+
+
+def export_program(module: Probabilities, args: tuple[Tensor, Tensor], path: Path, max_len: int) -> Any:
+    """A `torch.export` program with a free batch size and 1..max_len steps, saved to `path`."""
+    batch, steps = torch.export.Dim("batch"), torch.export.Dim("steps", max=max_len)
+    program = torch.export.export(module, args, dynamic_shapes=({0: batch, 1: steps}, {0: batch}))
+    torch.export.save(program, str(path))
+    return torch.export.load(str(path)).module()
+
+
+def export(model: SequenceClassifier, fmt: str, out: str | Path) -> Path:
+    """Export `model` (with its preprocessing) into the folder `out` in format `fmt`; returns the model file."""
+    if fmt not in FORMATS:
+        raise SeqsentError(f"format={fmt}: use one of {sorted(FORMATS)}")
+    prep = preprocessing_of(model, "the checkpoint")
+    if fmt == "torch_export" and any(isinstance(m, RecurrentEncoder) for m in model.modules()):
+        raise SeqsentError(
+            "format=torch_export cannot export a recurrent encoder for every review length (torch.export unrolls "
+            "the recurrence for one length): use format=onnx"
+        )
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise SeqsentError(f"out={out} is a file: give a folder to write the exported model into")
+    out.mkdir(parents=True, exist_ok=True)
+    module, path = Probabilities(model), out / FORMATS[fmt]
+    args = example_batch(prep["max_len"], 4, 16, seed=0)
+    with torch.no_grad():
+        if fmt == "onnx":
+            export_onnx(module, args, path)
+            runner = onnx_runner(path)
+        else:
+            runner = export_program(module, args, path, prep["max_len"])
+        check(module, runner, example_batch(prep["max_len"], 7, 23, seed=1), fmt)
+    (out / TOKENIZER_FILE).write_text(prep["tokenizer_json"])
+    settings = {key: prep[key] for key in ("max_len", "padding", "truncation", "pad_id")} | {"unk_id": UNK_ID}
+    settings |= {"num_classes": model.hparams.num_classes, "label_names": label_names(model), "output": OUTPUT}
+    (out / PREPROCESSING_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+    return path
+
+
+def check(module: nn.Module, run: Any, args: tuple[Tensor, Tensor], fmt: str) -> None:
+    """Refuse an export whose network does not give the checkpoint's probabilities on `args`."""
+    gap = (run(*args) - module(*args)).abs().max().item()
+    if not gap <= TOLERANCE:
+        raise RuntimeError(f"the {fmt} export differs from the checkpoint by {gap:.3g} (> {TOLERANCE})")
+
+
+def parse_args(argv: list[str]) -> dict[str, str]:
+    """`key=value` arguments, each of OPTIONS once (the last one given wins)."""
+    args: dict[str, str] = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+")
+        if not sep or key not in OPTIONS:
+            raise SeqsentError(f"unknown argument {arg[:60]!r}: {USAGE}")
+        args[key] = value
+    if set(args) != OPTIONS:
+        raise SeqsentError(f"ckpt_path=, format= and out= are required: {USAGE}")
+    return args
+
+
+@report_errors
+def run(argv: list[str]) -> Path:
+    args = parse_args(argv)
+    path = export(load_classifier(args["ckpt_path"]), args["format"], args["out"])
+    print(f"wrote {path} with {TOKENIZER_FILE} and {PREPROCESSING_FILE} beside it")
+    return path
+
+
+def main() -> None:
+    """Console entry point; `--help` prints the usage above."""
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__)
+        return
+    run(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
