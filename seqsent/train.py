@@ -259,6 +259,8 @@ def train(cfg: DictConfig) -> dict:
         "run_dir": str(run_dir),
         "num_parameters": sum(p.numel() for p in model.parameters()),
     }
+    if cfg.get("debug"):  # debug=...: seqsent.compare labels the run apart from real ones
+        metrics["debug"] = str(cfg.debug.get("name"))
     timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), None)
     if timer and timer.epoch_seconds:
         metrics["epoch_seconds"] = [round(s, 2) for s in timer.epoch_seconds]
@@ -311,7 +313,8 @@ def record_start(cfg: DictConfig, loggers: list[Logger], tags: dict[str, str], r
 
 def summary(metrics: dict, run_dir: Path, tb_dir: Path | None) -> str:
     shown = ("test/acc", "test/f1", "test/auroc", "test/loss", "val/acc_best")
-    lines = ["", "== seqsent run finished =="]
+    debug = f" (a debug run: debug={metrics['debug']})" if "debug" in metrics else ""
+    lines = ["", f"== seqsent run finished =={debug}"]
     lines.append("  " + "  ".join(f"{k} {metrics[k]:.4f}" for k in shown if k in metrics))
     lines.append(
         f"  epochs {metrics['epochs']}  train {metrics['train_seconds']:.0f}s  params {metrics['num_parameters']:,}"

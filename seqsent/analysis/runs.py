@@ -156,6 +156,8 @@ def load_run(run_dir: Path, curves: bool = True) -> Run:
         cfg = OmegaConf.load(record / "config.yaml")
         run.config = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else {}  # type: ignore[assignment]
         run.arch = _architecture(cfg)
+        if debug := OmegaConf.select(cfg, "debug.name", throw_on_resolution_failure=False):
+            run.arch += f" debug={debug}"  # a debug run (debug=...): never grouped with real runs
         seed = OmegaConf.select(cfg, "seed", throw_on_resolution_failure=False)
         if (record / "overrides.yaml").is_file():
             run.overrides = [str(o) for o in OmegaConf.load(record / "overrides.yaml")]  # type: ignore[union-attr]
