@@ -17,8 +17,8 @@ Recurrent encoders: `nn.LSTM`/`nn.GRU`/`nn.RNN` become ONNX's own LSTM/GRU/RNN o
 (TorchScript-based exporter), and `lstm_scratch` layers are exported as the `nn.LSTM` with their
 weights (the same function); the per-row rotations that put each review's tokens first are exported
 as gathers for every batch (`rotate_left` skips its no-op shortcut while exporting).
-format=torch_export takes the cnn, transformer and nbow encoders only: `torch.export` unrolls a
-recurrence over the example's length, so recurrent encoders export with format=onnx.
+With format=torch_export, whose tracing would unroll the recurrence over the example's length, each
+recurrent layer is exported as a `torch.while_loop` over the steps (`LoopedRecurrence`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from seqsent.checkpoint import label_names, load_classifier, preprocessing_of
 from seqsent.data.vocab import UNK_ID
 from seqsent.errors import SeqsentError, report_errors
-from seqsent.models import RecurrentEncoder, ScratchLSTM, SequenceClassifier
+from seqsent.models import ScratchLSTM, SequenceClassifier
 
 FORMATS = {"onnx": "model.onnx", "torch_export": "model.pt2"}
 PREPROCESSING_FILE, TOKENIZER_FILE = "preprocessing.json", "tokenizer.json"
@@ -49,9 +49,9 @@ USAGE = "usage: python -m seqsent.export ckpt_path=PATH format=onnx|torch_export
 class Probabilities(nn.Module):
     """The classifier's network with its output turned into probabilities, as `seqsent.predict` gives them."""
 
-    def __init__(self, model: SequenceClassifier):
+    def __init__(self, model: SequenceClassifier, looped: bool = False):
         super().__init__()
-        self.net = exportable(model.net)
+        self.net = exportable(model.net, looped)
         self.to_probabilities = model.probabilities
         self.eval()  # the exporter restores the root's mode to every submodule afterwards
 
@@ -59,16 +59,66 @@ class Probabilities(nn.Module):
         return self.to_probabilities(self.net(tokens, lengths))
 
 
-def exportable(net: nn.Module) -> nn.Module:
-    """A copy of `net` in eval mode with every `ScratchLSTM` replaced by the `nn.LSTM` of its weights
-    (same parameters, same function): a Python loop over the steps would be traced for one length only."""
+def exportable(net: nn.Module, looped: bool = False) -> nn.Module:
+    """A copy of `net` in eval mode whose recurrent layers export for any length: every `ScratchLSTM`
+    replaced by the `nn.LSTM` of its weights (same parameters, same function; its Python loop over the
+    steps would be traced for one length only), and with `looped` every recurrent layer by a
+    `LoopedRecurrence` (what `torch.export` keeps for any length)."""
     net = copy.deepcopy(net)
     for name, module in list(net.named_modules()):
-        if isinstance(module, ScratchLSTM):
+        if looped and isinstance(module, (nn.RNNBase, ScratchLSTM)):
+            net.set_submodule(name, LoopedRecurrence(module))
+        elif isinstance(module, ScratchLSTM):
             lstm = nn.LSTM(module.input_size, module.hidden_size, batch_first=module.batch_first)
             lstm.load_state_dict(module.state_dict())
             net.set_submodule(name, lstm)
     return net.eval()
+
+
+class LoopedRecurrence(nn.Module):
+    """A one-layer time-major `nn.RNN` (tanh), `nn.GRU`, `nn.LSTM` or `ScratchLSTM` as a `torch.while_loop`
+    over the steps, with the same weights and outputs: `torch.export` unrolls the layers' own recurrence
+    over the example's length, but keeps a while loop for any length. Returns (outputs (T, B, H), None)."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        if getattr(layer, "batch_first", False) or getattr(layer, "num_layers", 1) != 1 or layer.mode == "RNN_RELU":
+            raise SeqsentError(f"format=torch_export cannot export {layer}: use format=onnx")
+        self.mode, self.hidden_size = layer.mode, layer.hidden_size
+        # its parameters themselves, not the layer: torch.export cannot trace an `nn.RNNBase`'s attributes here
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            setattr(self, name, getattr(layer, f"{name}_l0"))
+
+    def step(self, projected: Tensor, state: Tensor) -> Tensor:
+        """The next state from this step's input projection (B, G*H) and the last state: h (B, H), for
+        an LSTM h and c side by side (B, 2H)."""
+        h, c = state.chunk(2, dim=1) if self.mode == "LSTM" else (state, None)
+        recurrent = nn.functional.linear(h, self.weight_hh, self.bias_hh)
+        if self.mode == "LSTM":
+            i, f, g, o = (projected + recurrent).chunk(4, dim=1)
+            c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+            return torch.cat([o.sigmoid() * c.tanh(), c], dim=1)
+        if self.mode == "GRU":
+            (xr, xz, xn), (hr, hz, hn) = projected.chunk(3, dim=1), recurrent.chunk(3, dim=1)
+            r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
+            return (1 - z) * (xn + r * hn).tanh() + z * h
+        return (projected + recurrent).tanh()
+
+    def forward(self, x: Tensor) -> tuple[Tensor, None]:
+        projected = nn.functional.linear(x, self.weight_ih, self.bias_ih)  # every step's at once
+        size = self.hidden_size
+        state = x.new_zeros(x.size(1), 2 * size if self.mode == "LSTM" else size)
+        outputs = x.new_zeros(x.size(0), x.size(1), size)
+
+        def more(t: Tensor, state: Tensor, outputs: Tensor) -> Tensor:
+            return t < projected.size(0)
+
+        def body(t: Tensor, state: Tensor, outputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            state = self.step(projected.index_select(0, t.view(1)).squeeze(0), state)
+            return t + 1, state, outputs.index_copy(0, t.view(1), state[None, :, :size])
+
+        start = torch.zeros((), dtype=torch.long, device=x.device)
+        return torch.while_loop(more, body, (start, state, outputs))[2], None
 
 
 def example_batch(max_len: int, batch: int, steps: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -119,16 +169,11 @@ def export(model: SequenceClassifier, fmt: str, out: str | Path) -> Path:
     if fmt not in FORMATS:
         raise SeqsentError(f"format={fmt}: use one of {sorted(FORMATS)}")
     prep = preprocessing_of(model, "the checkpoint")
-    if fmt == "torch_export" and any(isinstance(m, RecurrentEncoder) for m in model.modules()):
-        raise SeqsentError(
-            "format=torch_export cannot export a recurrent encoder for every review length (torch.export unrolls "
-            "the recurrence for one length): use format=onnx"
-        )
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise SeqsentError(f"out={out} is a file: give a folder to write the exported model into")
     out.mkdir(parents=True, exist_ok=True)
-    module, path = Probabilities(model), out / FORMATS[fmt]
+    module, path = Probabilities(model, looped=fmt == "torch_export"), out / FORMATS[fmt]
     args = example_batch(prep["max_len"], 4, 16, seed=0)
     with torch.no_grad():
         if fmt == "onnx":
