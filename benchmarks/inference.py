@@ -1,6 +1,7 @@
-"""Inference throughput from raw text: torch eager (`seqsent.predict.predict_texts`) against onnxruntime
-(`seqsent.serve_onnx.OnnxPredictor` on the `seqsent.export format=onnx` export), in reviews per second at
-batch 1 and batch 64, tokenization included. Prints JSON on stdout and progress on stderr. Not part of
+"""Inference throughput from raw text: torch eager (`seqsent.predict.predict_texts`), onnxruntime
+(`seqsent.serve_onnx.OnnxPredictor` on the `seqsent.export format=onnx` export) and the
+`format=torch_export` program run by torch, in reviews per second at batch 1 and batch 64,
+tokenization included. Prints JSON on stdout and progress on stderr. Not part of
 the installed package; results and their reading: docs/speed.md. Needs `pip install seqsent[export]`.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/inference.py --threads 1             # seed-size LSTM
@@ -13,8 +14,8 @@ vectors) or of the default recipe (`--size default`: vocabulary 50000, max_len 5
 max-pooled LSTM of 128 over 256-wide word and 64-wide hashed bigram vectors), with a vocabulary built
 from generated reviews of IMDB's length profile (`bench.imdb_like_reviews`), which are also the reviews
 classified. Each rate is the best of `--repeats` passes over the same `--reviews` reviews, in their
-generated order (batches padded to their longest review). `max_abs_difference` compares the two
-runtimes' probabilities.
+generated order (batches padded to their longest review). `max_abs_difference` compares each export's
+probabilities with torch eager's.
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ def best_rate(predict: Callable[[list[str], int], Any], texts: list[str], batch_
     return len(texts) / best
 
 
+@torch.inference_mode()
+def run_program(program: torch.nn.Module, predictor: OnnxPredictor, texts: list[str], batch_size: int) -> np.ndarray:
+    """The torch.export program's probabilities, on the ONNX predictor's tokens (the same preprocessing)."""
+    rows = predictor.encode(texts)
+    batches = (predictor.batch(rows[start : start + batch_size]) for start in range(0, len(rows), batch_size))
+    return np.concatenate([program(*(torch.from_numpy(a) for a in inputs.values())).numpy() for inputs in batches])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt", help="a trained checkpoint (default: an untrained network of --size)")
@@ -88,23 +97,26 @@ def main() -> None:
     texts = imdb_like_reviews(args.reviews, seed=1)[0]
     model = load_classifier(args.ckpt) if args.ckpt else untrained(args.size, imdb_like_reviews(5000, seed=0)[0])
     with tempfile.TemporaryDirectory() as folder:
-        log("exporting to ONNX")
+        log("exporting to ONNX and torch.export")
         export(model, "onnx", folder)
         onnx_size_mb = os.path.getsize(os.path.join(folder, "model.onnx")) / 2**20
         predictor = OnnxPredictor(folder, threads=args.threads)
+        program = torch.export.load(str(export(model, "torch_export", folder))).module()
         runtimes = {
             "torch_eager": lambda texts, batch: predict_texts(model, texts, batch_size=batch),
             "onnxruntime": lambda texts, batch: predictor.predict(texts, batch_size=batch),
+            "torch_export": lambda texts, batch: run_program(program, predictor, texts, batch),
         }
         rates: dict[str, dict[str, float]] = {}
         for name, predict in runtimes.items():
             for batch in BATCH_SIZES:
                 log(f"{name} at batch {batch}")
                 rates.setdefault(name, {})[f"batch_{batch}"] = round(best_rate(predict, texts, batch, args.repeats), 1)
-        gap = np.abs(np.asarray(runtimes["torch_eager"](texts, 64)) - runtimes["onnxruntime"](texts, 64)).max()
+        expected = np.asarray(runtimes["torch_eager"](texts, 64))
+        gaps = {name: float(np.abs(runtimes[name](texts, 64) - expected).max()) for name in list(runtimes)[1:]}
     result = {
         "reviews_per_second": rates,
-        "max_abs_difference": float(gap),
+        "max_abs_difference": gaps,
         "model": args.ckpt or f"untrained, --size {args.size}: {SIZES[args.size]}",
         "onnx_file_mb": round(onnx_size_mb, 1),
         "reviews": args.reviews,

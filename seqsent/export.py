@@ -10,8 +10,9 @@ taking `tokens` (batch, steps) int64 and `lengths` (batch,) int64 and giving `pr
 number of steps are free (steps up to the checkpoint's `max_len`). Beside it: `tokenizer.json` (the
 checkpoint's vocabulary) and `preprocessing.json` (max_len, padding and truncation sides, pad id,
 label names, the `<unk>` id), which `seqsent.serve_onnx` reads to classify raw text without torch.
-Each export is checked before it is written: the exported network must give the checkpoint's
-probabilities (within 1e-4) on a batch of another size and length than the one it was traced with.
+Each export is checked: the exported network must give the checkpoint's probabilities (within 1e-4)
+on a batch of another size and length than the one it was traced with, else it raises (and writes
+no preprocessing.json).
 
 Recurrent encoders: `nn.LSTM`/`nn.GRU`/`nn.RNN` become ONNX's own LSTM/GRU/RNN operators
 (TorchScript-based exporter), and `lstm_scratch` layers are exported as the `nn.LSTM` with their
