@@ -3,6 +3,7 @@ the torch-free predictor gives seqsent.predict's probabilities (max |difference|
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -19,7 +20,9 @@ from seqsent.models import SequenceClassifier
 from seqsent.models.classifier import FORMAT, FORMAT_KEY, PREPROCESSING_KEY
 from seqsent.predict import predict_texts
 
-pytest.importorskip("onnxruntime")
+needs_onnxruntime = pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime: pip install 'seqsent[export]'"
+)
 
 MAX_LEN = 30
 TEXTS = [
@@ -74,6 +77,7 @@ def classifier(tokenizer_json: str, case: str) -> SequenceClassifier:
     return model
 
 
+@needs_onnxruntime
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_onnx_predictor_gives_seqsent_predict_probabilities(tokenizer_json: str, case: str, tmp_path: Path) -> None:
     model = classifier(tokenizer_json, case)
@@ -96,6 +100,7 @@ def test_torch_export_program_takes_any_batch_and_length(tokenizer_json: str, ca
         assert (program(tokens, lengths) - expected).abs().max().item() <= 1e-5
 
 
+@needs_onnxruntime
 def test_predictor_imports_no_torch(tokenizer_json: str, tmp_path: Path) -> None:
     """Run in a process where torch cannot be imported at all: same probabilities, no torch or lightning."""
     model = classifier(tokenizer_json, "lstm-binary-pre")
@@ -115,6 +120,7 @@ def test_predictor_imports_no_torch(tokenizer_json: str, tmp_path: Path) -> None
     assert np.abs(np.asarray(json.loads(done.stdout)) - expected).max() <= 1e-4
 
 
+@needs_onnxruntime
 def test_export_and_serve_command_lines(tokenizer_json: str, tmp_path: Path, capsys) -> None:
     model = classifier(tokenizer_json, "cnn-3class-post")
     ckpt = tmp_path / "model.ckpt"
