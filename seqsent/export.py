@@ -25,6 +25,7 @@ recurrent layer is exported as a `torch.while_loop` over the steps (`LoopedRecur
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import sys
 import warnings
@@ -122,16 +123,18 @@ class LoopedRecurrence(nn.Module):
         return torch.while_loop(more, body, (start, state, outputs))[2], None
 
 
-def example_batch(max_len: int, batch: int, steps: int, seed: int) -> tuple[Tensor, Tensor]:
-    """Random token ids (batch, steps) with rows padded on both sides and of full length, and their lengths."""
+def example_batch(model: SequenceClassifier, batch: int, steps: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Random token ids of `model`'s vocabulary (batch, steps <= its max_len), rows padded on either side
+    and one of full length, and their lengths."""
     gen = torch.Generator().manual_seed(seed)
-    steps = max(1, min(steps, max_len))
+    pad_id = model.preprocessing["pad_id"]
+    steps = max(1, min(steps, model.preprocessing["max_len"]))
     lengths = torch.randint(1, steps + 1, (batch,), generator=gen)
     lengths[0] = steps
-    tokens = torch.randint(2, 50, (batch, steps), generator=gen)
+    tokens = torch.randint(pad_id + 1, model.hparams.vocab_size, (batch, steps), generator=gen)
     for row, length in enumerate(lengths.tolist()):
         pad = slice(0, steps - length) if row % 2 else slice(length, steps)  # odd rows pre-padded
-        tokens[row, pad] = 0
+        tokens[row, pad] = pad_id
     return tokens, lengths
 
 
@@ -147,10 +150,8 @@ def export_onnx(module: Probabilities, args: tuple[Tensor, Tensor], path: Path) 
 
 def onnx_runner(path: Path) -> Any:
     """A function (tokens, lengths) -> probabilities running the ONNX file with onnxruntime."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise SeqsentError("format=onnx needs onnxruntime: pip install 'seqsent[export]'") from None
+    import onnxruntime
+
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return lambda tokens, lengths: torch.from_numpy(
         session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})[0]
@@ -169,20 +170,22 @@ def export(model: SequenceClassifier, fmt: str, out: str | Path) -> Path:
     """Export `model` (with its preprocessing) into the folder `out` in format `fmt`; returns the model file."""
     if fmt not in FORMATS:
         raise SeqsentError(f"format={fmt}: use one of {sorted(FORMATS)}")
+    if fmt == "onnx" and not all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime")):
+        raise SeqsentError("format=onnx needs onnx and onnxruntime: pip install 'seqsent[export]'")
     prep = preprocessing_of(model, "the checkpoint")
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise SeqsentError(f"out={out} is a file: give a folder to write the exported model into")
     out.mkdir(parents=True, exist_ok=True)
     module, path = Probabilities(model, looped=fmt == "torch_export"), out / FORMATS[fmt]
-    args = example_batch(prep["max_len"], 4, 16, seed=0)
+    args = example_batch(model, 4, 16, seed=0)
     with torch.no_grad():
         if fmt == "onnx":
             export_onnx(module, args, path)
             runner = onnx_runner(path)
         else:
             runner = export_program(module, args, path, prep["max_len"])
-        check(module, runner, example_batch(prep["max_len"], 7, 23, seed=1), fmt)
+        check(module, runner, example_batch(model, 7, 23, seed=1), fmt)
     (out / TOKENIZER_FILE).write_text(prep["tokenizer_json"])
     settings = {key: prep[key] for key in ("max_len", "padding", "truncation", "pad_id")} | {"unk_id": UNK_ID}
     settings |= {"num_classes": model.hparams.num_classes, "label_names": label_names(model), "output": OUTPUT}

@@ -95,7 +95,7 @@ def test_torch_export_program_takes_any_batch_and_length(tokenizer_json: str, ca
     path = export.export(model, "torch_export", tmp_path)
     program = torch.export.load(str(path)).module()
     for batch, steps in ((1, 1), (3, MAX_LEN), (70, 9)):
-        tokens, lengths = export.example_batch(MAX_LEN, batch, steps, seed=batch)
+        tokens, lengths = export.example_batch(model, batch, steps, seed=batch)
         expected = model.probabilities(model(tokens, lengths))
         assert (program(tokens, lengths) - expected).abs().max().item() <= 1e-5
 
@@ -140,6 +140,14 @@ def test_export_and_serve_command_lines(tokenizer_json: str, tmp_path: Path, cap
     expected = predict_texts(model, ["A wonderful film.", "Dull."])
     assert [line["label"] for line in lines] == [f"topic{int(np.argmax(p))}" for p in expected]
     assert np.abs(np.array([list(line["probabilities"].values()) for line in lines]) - expected).max() <= 1e-5
+
+
+def test_onnx_without_the_export_extra_names_it(monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    monkeypatch.setattr(export, "load_classifier", lambda path: None)
+    with pytest.raises(SystemExit):
+        export.run(["ckpt_path=x.ckpt", "format=onnx", "out=o"])
+    assert capsys.readouterr().err == "error: format=onnx needs onnx and onnxruntime: pip install 'seqsent[export]'\n"
 
 
 @pytest.mark.parametrize(
