@@ -69,19 +69,19 @@ def rotate_left(x: Tensor, shift: Tensor, dim: int = 1) -> Tensor:
     """Rotate each row b of `x` left by `shift[b]` steps along the time axis `dim` (1: (B, T, ...),
     0: (T, B, ...)). On the CPU a batch with nothing to move comes back as it is; on other devices
     the gather always runs, since asking first would make the host wait for the device every step
-    (and would break CUDA graph capture), and so it does while exporting (`seqsent.export`): the
-    exported graph must not depend on one batch's values."""
-    if x.device.type == "cpu" and not exporting() and not bool(shift.any()):
+    (and would break CUDA graph capture), and so it does while traced into a graph (`tracing`)."""
+    if x.device.type == "cpu" and not tracing() and not bool(shift.any()):
         return x
     steps = torch.arange(x.size(dim), device=x.device).unsqueeze(1 - dim)
     index = (steps + shift.to(x.device).unsqueeze(dim)) % x.size(dim)
     return x.gather(dim, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
 
 
-def exporting() -> bool:
-    """Whether this forward pass is being traced for export (`torch.export`, or the TorchScript tracer
-    that `torch.onnx.export(dynamo=False)` uses)."""
-    return torch.compiler.is_exporting() or torch.jit.is_tracing()
+def tracing() -> bool:
+    """Whether this forward pass is being traced into a graph (`torch.export` or `torch.compile`, or the
+    TorchScript tracer of `torch.onnx.export(dynamo=False)`, as `seqsent.export` does), which must not
+    depend on one batch's values."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 def left_align(tokens: Tensor, lengths: Tensor, pad_id: int = 0) -> Tensor:
