@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,11 @@ def build_loggers(group: DictConfig | None, tags: dict[str, str]) -> list[Logger
     for name, node in (group or {}).items():
         if not (isinstance(node, DictConfig) and "_target_" in node):
             continue
+        cls = logger_class(node._target_)
+        if cls is not None and issubclass(cls, WandbLogger):
+            finish_failed_wandb_run()
         try:
-            loggers.append(instantiate(node, **native_tags(get_object(node._target_), node, tags)))
+            loggers.append(instantiate(node, **native_tags(cls, node, tags)))
         except InstantiationException as err:
             if isinstance(err.__cause__, ModuleNotFoundError) and (extra := missing_extra(str(err.__cause__))):
                 raise SeqsentError(f"logger={name} needs the {extra} extra: pip install seqsent[{extra}]") from err
@@ -66,15 +70,42 @@ def build_loggers(group: DictConfig | None, tags: dict[str, str]) -> list[Logger
     return loggers
 
 
-def native_tags(target: Any, node: DictConfig, tags: dict[str, str]) -> dict[str, Any]:
-    """`tags` in the form the logger class `target` takes them: a dict for MLflow, `key=value` strings (W&B's limit,
-    64 characters each) and the sweep as group for W&B; nothing for the others (they get `tags/*` as
-    hyperparameters, `log_hparams`)."""
-    if not isinstance(target, type):
+def finalize_loggers(loggers: list[Logger]) -> None:
+    """End a successful run in every logger. A W&B run is also finished: Lightning's `WandbLogger` reuses
+    a run still open in the process, so the next job of a multirun would log into this one."""
+    for logger in loggers:
+        logger.finalize("success")
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
+
+
+def finish_failed_wandb_run() -> None:
+    """Finish, as failed, the W&B run a failed earlier job of this multirun left open (none when no job
+    imported wandb)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.run.finish(exit_code=1)
+
+
+def logger_class(target: str) -> type | None:
+    """The class a logger's `_target_` names; None for a function or what cannot be loaded (`instantiate`
+    then says why)."""
+    try:
+        found = get_object(target)
+    except ImportError:
+        return None
+    return found if isinstance(found, type) else None
+
+
+def native_tags(cls: type | None, node: DictConfig, tags: dict[str, str]) -> dict[str, Any]:
+    """`tags` in the form the logger class `cls` takes them: a dict for MLflow, `key=value` strings (W&B's
+    limit, 64 characters each) and the sweep as group for W&B; nothing for the others (they get `tags/*`
+    as hyperparameters, `log_hparams`)."""
+    if cls is None:
         return {}
-    if issubclass(target, MLFlowLogger) and node.get("tags") is None:
+    if issubclass(cls, MLFlowLogger) and node.get("tags") is None:
         return {"tags": dict(tags)}
-    if issubclass(target, WandbLogger):
+    if issubclass(cls, WandbLogger):
         found = {"tags": [f"{k}={v}"[:64] for k, v in tags.items()]} if node.get("tags") is None else {}
         return found | ({"group": tags["sweep"]} if node.get("group") is None and "sweep" in tags else {})
     return {}

@@ -39,6 +39,7 @@ from seqsent.builders import (
     AtFirstTrainingBatch,
     build_loggers,
     build_trainer,
+    finalize_loggers,
     instantiate_group,
     log_hparams,
     run_tags,
@@ -275,7 +276,7 @@ def train(cfg: DictConfig) -> dict:
         metrics.update({k: float(v) for k, v in results[0].items()})
     for logger in loggers:
         logger.log_metrics({"time/train_seconds": train_seconds}, step=trainer.global_step)
-        logger.finalize("success")
+    finalize_loggers(loggers)
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
         print(summary(metrics, run_dir, tensorboard_dir(loggers)), flush=True)

@@ -23,8 +23,9 @@ SWEEP = "tagged_sweep"
 
 
 @pytest.fixture(scope="module")
-def job(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One job of a one-job sweep, logging to every logger installed here at once."""
+def jobs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The two jobs of a sweep (one process, one job after the other), logging to every logger installed
+    here at once."""
     root = tmp_path_factory.mktemp("loggers")
     proc = run_module(
         "seqsent.train",
@@ -33,13 +34,19 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> Path:
         *SMALL,
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=3",
+        "seed=0,1",
         f"hydra.sweep.dir={root / SWEEP}",
         env={"SEQSENT_CACHE_DIR": str(root / "cache"), "WANDB_SILENT": "true"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = (root / SWEEP).glob("0_*")
-    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 1
-    return run_dir
+    run_dirs = sorted((root / SWEEP).glob("[01]_*"))
+    assert [json.loads((d / "metrics.json").read_text())["epochs"] for d in run_dirs] == [1, 1]
+    return run_dirs
+
+
+@pytest.fixture
+def job(jobs: list[Path]) -> Path:
+    return jobs[0]
 
 
 def assert_tagged(tags: dict) -> None:
@@ -70,12 +77,14 @@ def test_mlflow_writes_a_local_store_with_tags_params_and_metrics(job: Path) -> 
     assert {"val/acc", "test/acc"} <= set(run.data.metrics)
 
 
-def test_wandb_writes_an_offline_run_with_the_sweep_as_group_and_tags(job: Path) -> None:
+def test_wandb_writes_an_offline_run_per_job_with_the_sweep_as_group_and_tags(jobs: list[Path]) -> None:
+    """Each job of the sweep its own W&B run (W&B reuses a run still open in the process)."""
     pytest.importorskip("wandb")
-    (record,) = (job / "wandb").glob("offline-run-*/run-*.wandb")
-    data = record.read_bytes()  # W&B's protobuf record of the run: the strings are stored as written
-    for text in (f"sweep={SWEEP}", "job=0", "run_name=lstm", "val/acc", "test/acc"):
-        assert text.encode() in data, text
+    for number, job in enumerate(jobs):
+        (record,) = (job / "wandb").glob("offline-run-*/run-*.wandb")
+        data = record.read_bytes()  # W&B's protobuf record of the run: the strings are stored as written
+        for text in (f"sweep={SWEEP}", f"job={number}", "run_name=lstm", "val/acc", "test/acc"):
+            assert text.encode() in data, (number, text)
 
 
 def test_many_is_tensorboard_and_csv(tmp_path: Path) -> None:
