@@ -2,6 +2,7 @@
 
     python -m seqsent.export ckpt_path=outputs/.../checkpoints/last.ckpt format=onnx out=exported/
     python -m seqsent.export ckpt_path=... format=torch_export out=exported/
+    python -m seqsent.export ckpt_path=... format=pretrained out=my-model/   # seqsent.pretrained's folder
 
 Writes into `out` (created if missing): the network, `model.onnx` (format=onnx, needs
 `pip install seqsent[export]`) or `model.pt2` (format=torch_export, `torch.export.load` reads it),
@@ -39,13 +40,15 @@ from seqsent.checkpoint import label_names, load_classifier, preprocessing_of
 from seqsent.data.vocab import UNK_ID
 from seqsent.errors import SeqsentError, report_errors
 from seqsent.models import ScratchLSTM, SequenceClassifier
+from seqsent.pretrained import FILES as PRETRAINED_FILES
+from seqsent.pretrained import run_metrics, save_pretrained
 
 FORMATS = {"onnx": "model.onnx", "torch_export": "model.pt2"}
 PREPROCESSING_FILE, TOKENIZER_FILE = "preprocessing.json", "tokenizer.json"
 INPUTS, OUTPUT = ("tokens", "lengths"), "probabilities"
 TOLERANCE = 1e-4
 OPTIONS = {"ckpt_path", "format", "out"}
-USAGE = "usage: python -m seqsent.export ckpt_path=PATH format=onnx|torch_export out=DIR"
+USAGE = "usage: python -m seqsent.export ckpt_path=PATH format=onnx|torch_export|pretrained out=DIR"
 
 
 class Probabilities(nn.Module):
@@ -169,7 +172,7 @@ def export_program(module: Probabilities, args: tuple[Tensor, Tensor], path: Pat
 def export(model: SequenceClassifier, fmt: str, out: str | Path) -> Path:
     """Export `model` (with its preprocessing) into the folder `out` in format `fmt`; returns the model file."""
     if fmt not in FORMATS:
-        raise SeqsentError(f"format={fmt}: use one of {sorted(FORMATS)}")
+        raise SeqsentError(f"format={fmt}: use one of {sorted([*FORMATS, 'pretrained'])}")
     if fmt == "onnx" and not all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime")):
         raise SeqsentError("format=onnx needs onnx and onnxruntime: pip install 'seqsent[export]'")
     prep = preprocessing_of(model, "the checkpoint")
@@ -217,6 +220,11 @@ def parse_args(argv: list[str]) -> dict[str, str]:
 @report_errors
 def run(argv: list[str]) -> Path:
     args = parse_args(argv)
+    if args["format"] == "pretrained":
+        model = load_classifier(args["ckpt_path"])
+        folder = save_pretrained(model, args["out"], run_metrics(args["ckpt_path"]))
+        print(f"wrote {folder}/ ({', '.join(PRETRAINED_FILES)})")
+        return folder
     path = export(load_classifier(args["ckpt_path"]), args["format"], args["out"])
     print(f"wrote {path} with {TOKENIZER_FILE} and {PREPROCESSING_FILE} beside it")
     return path

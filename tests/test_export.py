@@ -1,5 +1,6 @@
-"""seqsent.export and seqsent.serve_onnx: every encoder exports with a free batch size and length, and
-the torch-free predictor gives seqsent.predict's probabilities (max |difference| <= 1e-4)."""
+"""seqsent.export, seqsent.serve_onnx and seqsent.pretrained: every encoder exports with a free batch size
+and length, the torch-free predictor gives seqsent.predict's probabilities (max |difference| <= 1e-4), and
+a pretrained folder gives the classifier back."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from seqsent import export, serve_onnx
+from seqsent import export, pretrained, serve_onnx
 from seqsent.data.synthetic import make_reviews
 from seqsent.data.vocab import PAD_ID, train_tokenizer
+from seqsent.errors import SeqsentError
 from seqsent.models import SequenceClassifier
 from seqsent.models.classifier import FORMAT, FORMAT_KEY, PREPROCESSING_KEY
 from seqsent.predict import predict_texts
+from seqsent.reliability import DATA_KEY
 
 needs_onnxruntime = pytest.mark.skipif(
     importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime: pip install 'seqsent[export]'"
@@ -140,6 +143,34 @@ def test_export_and_serve_command_lines(tokenizer_json: str, tmp_path: Path, cap
     expected = predict_texts(model, ["A wonderful film.", "Dull."])
     assert [line["label"] for line in lines] == [f"topic{int(np.argmax(p))}" for p in expected]
     assert np.abs(np.array([list(line["probabilities"].values()) for line in lines]) - expected).max() <= 1e-5
+
+
+def test_pretrained_folder_round_trip_with_a_model_card(tokenizer_json: str, tmp_path: Path) -> None:
+    """format=pretrained writes the Hub-style folder; from_pretrained gives the same classifier back."""
+    model = classifier(tokenizer_json, "gru-bi-2-3class-post")
+    model.data_settings = {"_target_": "seqsent.data.SyntheticDataModule", "path": None, "n_train": 240}
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(
+        {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), FORMAT_KEY: FORMAT,
+         PREPROCESSING_KEY: model.preprocessing, DATA_KEY: model.data_settings},
+        ckpt,
+    )  # fmt: skip
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({"val/acc_best": 0.8125, "epochs": 2}))
+    out = tmp_path / "my-model"
+    export.run([f"ckpt_path={ckpt}", "format=pretrained", f"out={out}"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(pretrained.FILES)
+    loaded = pretrained.from_pretrained(out)
+    assert loaded.preprocessing == model.preprocessing and loaded.data_settings == model.data_settings
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert predict_texts(loaded, TEXTS[:30]) == predict_texts(model, TEXTS[:30])
+    card = (out / "README.md").read_text()
+    for part in ("pipeline_tag: text-classification", "Dataset: SyntheticDataModule", "(topic0, topic1, topic2)",
+                 '"name": "gru"', "| val/acc_best | 0.8125 |", "## Intended use"):  # fmt: skip
+        assert part in card
+    assert "epochs" not in card  # run facts that are not metrics stay off the card
+    with pytest.raises(SeqsentError, match="does not exist: give a folder save_pretrained wrote"):
+        pretrained.from_pretrained(tmp_path / "nowhere")
 
 
 def test_onnx_without_the_export_extra_names_it(monkeypatch, capsys) -> None:
