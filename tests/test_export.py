@@ -173,6 +173,19 @@ def test_pretrained_folder_round_trip_with_a_model_card(tokenizer_json: str, tmp
         pretrained.from_pretrained(tmp_path / "nowhere")
 
 
+@needs_onnxruntime
+def test_inference_benchmark_prints_rates_of_the_three_runtimes() -> None:
+    script = Path(__file__).parents[1] / "benchmarks" / "inference.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--reviews", "8", "--repeats", "1"], capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout)
+    for runtime in ("torch_eager", "onnxruntime", "torch_export"):
+        assert set(result["reviews_per_second"][runtime]) == {"batch_1", "batch_64"}
+        assert all(rate > 0 for rate in result["reviews_per_second"][runtime].values())
+    assert max(result["max_abs_difference"].values()) <= 1e-4
+
+
 def test_onnx_without_the_export_extra_names_it(monkeypatch, capsys) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     monkeypatch.setattr(export, "load_classifier", lambda path: None)
