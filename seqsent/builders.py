@@ -173,16 +173,19 @@ class AtFirstTrainingBatch(Callback):
 
 def log_hparams(loggers: list[Logger], cfg: DictConfig, tags: dict[str, str] | None = None) -> None:
     """Log the whole resolved config and the run's `tags` (as `tags/<key>`) once, to every logger.
-    TensorBoard gets only the HPARAMS session record (no experiment record: its HPARAMS tab then takes
-    the columns from all runs' sessions; no placeholder metrics)."""
-    params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    params = {k: _short(v) for k, v in params.items() if not k.endswith("_target_") and not k.startswith(NOT_HPARAMS)}
-    params |= {f"tags/{k}": v for k, v in (tags or {}).items()}
+    TensorBoard gets the HPARAMS session record of the config alone (no experiment record: its HPARAMS
+    tab then takes the columns from all runs' sessions, and marks as differing only settings, not the job
+    number; no placeholder metrics), and the tags as the text `tags`."""
+    config = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    config = {k: _short(v) for k, v in config.items() if not k.endswith("_target_") and not k.startswith(NOT_HPARAMS)}
+    tagged = config | {f"tags/{k}": v for k, v in (tags or {}).items()}
     for logger in loggers:
-        logger.log_hyperparams(params)  # TensorBoardLogger: its hparams.yaml
+        logger.log_hyperparams(tagged)  # TensorBoardLogger, CSVLogger: their hparams.yaml
         if isinstance(logger, TensorBoardLogger):
-            _, session_start, _ = hparams(params, {})
+            _, session_start, _ = hparams(config, {})
             logger.experiment.file_writer.add_summary(session_start)
+            if tags:
+                logger.experiment.add_text("tags", "  \n".join(f"{k}: {v}" for k, v in tags.items()))
 
 
 def _short(value: Any, limit: int = 500) -> Any:

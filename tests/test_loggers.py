@@ -54,10 +54,14 @@ def assert_tagged(tags: dict) -> None:
     assert "trainer.limit_train_batches=3" in tags["overrides"]
 
 
-def test_tensorboard_writes_events_and_the_tags_as_hparams(job: Path) -> None:
-    assert list((job / "tensorboard").glob("events.out.tfevents.*"))
+def test_tensorboard_writes_events_and_the_tags_as_text_and_in_hparams_yaml(job: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     hparams = yaml.safe_load((job / "tensorboard" / "hparams.yaml").read_text())
     assert_tagged({k.removeprefix("tags/"): v for k, v in hparams.items() if k.startswith("tags/")})
+    events = EventAccumulator(str(job / "tensorboard"), size_guidance={"tensors": 0}).Reload()
+    (text,) = [t.tensor_proto.string_val[0].decode() for t in events.Tensors("tags/text_summary")]
+    assert f"sweep: {SWEEP}" in text and "job: 0" in text and "trainer.limit_train_batches=3" in text
 
 
 def test_csv_writes_metrics_rows_and_the_tags_as_hparams(job: Path) -> None:
