@@ -171,6 +171,9 @@ def test_pretrained_folder_round_trip_with_a_model_card(tokenizer_json: str, tmp
     assert "epochs" not in card  # run facts that are not metrics stay off the card
     with pytest.raises(SeqsentError, match="does not exist: give a folder save_pretrained wrote"):
         pretrained.from_pretrained(tmp_path / "nowhere")
+    again = SequenceClassifier.from_pretrained(loaded.save_pretrained(tmp_path / "again", {"test/acc": 0.75}))
+    assert predict_texts(again, TEXTS[:30]) == predict_texts(model, TEXTS[:30])
+    assert "| test/acc | 0.7500 |" in (tmp_path / "again" / "README.md").read_text()
 
 
 @needs_onnxruntime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -290,3 +291,17 @@ class SequenceClassifier(L.LightningModule):
         self.preprocessing = checkpoint.get(PREPROCESSING_KEY)
         self.data_settings = checkpoint.get(DATA_KEY)
         self._resumed_best = checkpoint.get(BEST_KEY)
+
+    # -- a Hub-style folder (seqsent.pretrained; imported here, since it imports this module) --------
+    def save_pretrained(self, folder: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+        """Write this classifier, its preprocessing and a model card into `folder` (`seqsent.pretrained`)."""
+        from seqsent.pretrained import save_pretrained
+
+        return save_pretrained(self, folder, metrics)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> SequenceClassifier:
+        """The classifier `save_pretrained` wrote into `folder`, in eval mode."""
+        from seqsent.pretrained import from_pretrained
+
+        return from_pretrained(folder, map_location)
