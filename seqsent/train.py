@@ -145,13 +145,14 @@ def check_unfinished(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
     reached = [f"trainer.max_epochs={max_epochs}"] if max_epochs is not None and 0 <= max_epochs <= epoch else []
     reached += [f"trainer.max_steps={max_steps}"] if max_steps is not None and 0 < max_steps <= step else []
     ended = ckpt.get(FINISHED_KEY)
-    if isinstance(ended, dict) and isinstance(stopped := ended.get("stopped_early"), dict):
-        raise SeqsentError(
-            f"{ckpt_path} was ended by early stopping after {epoch} epochs (on {stopped.get('monitor')}, "
-            f"patience {stopped.get('patience')}): nothing to resume. Test it with python -m seqsent.eval "
-            f"ckpt_path={ckpt_path}, or train a new run with a higher callbacks.early_stopping.patience"
-        )
     if not reached and isinstance(ended, dict) and not trains_longer(max_epochs, max_steps, ended):
+        if isinstance(stopped := ended.get("stopped_early"), dict):
+            raise SeqsentError(
+                f"{ckpt_path} was ended by early stopping after {epoch} epochs (on {stopped.get('monitor')}, "
+                f"patience {stopped.get('patience')}): nothing to resume. Test it with python -m seqsent.eval "
+                f"ckpt_path={ckpt_path}, or train a new run with a higher callbacks.early_stopping.patience "
+                "(a higher trainer.max_epochs trains on until the next validation without improvement)"
+            )
         reached = [f"it ended under trainer.max_epochs={ended.get('max_epochs')}, max_steps={ended.get('max_steps')}"]
     if reached:
         raise SeqsentError(

@@ -50,11 +50,13 @@ def test_rich_summary_prints_the_layer_table(stopped: tuple[Path, str]) -> None:
     assert "TextClassifierNet" in stdout and "Total params" in stdout
 
 
-def test_an_early_stopped_run_refuses_resume_even_with_more_epochs(stopped: tuple[Path, str], tmp_path: Path) -> None:
+def test_an_early_stopped_run_refuses_resume_naming_early_stopping(stopped: tuple[Path, str]) -> None:
+    """Resumed under the same limits, an early-stopped run would stop again at once: refused. (A higher
+    trainer.max_epochs trains on, as for any finished run: test_reliability_runs.)"""
     run_dir, _ = stopped
     last = run_dir / "checkpoints" / "last.ckpt"
     before = sorted(p.name for p in run_dir.rglob("*"))
-    proc = run_module("seqsent.train", *SMALL, *COMBINED, "trainer.max_epochs=10", f"ckpt_path={last}")
+    proc = run_module("seqsent.train", *SMALL, *COMBINED, *STOP_EARLY, "trainer.max_epochs=5", f"ckpt_path={last}")
     assert proc.returncode == 2
     assert f"error: {last} was ended by early stopping after 2 epochs (on val/acc, patience 1)" in proc.stderr
     assert proc.stderr.count("\n") == 1 and "callbacks.early_stopping.patience" in proc.stderr
