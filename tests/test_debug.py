@@ -44,6 +44,7 @@ def test_fast_dev_run_runs_one_batch_per_stage(tmp_path: Path) -> None:
     train(tmp_path / "run", "debug=fast_dev_run")
     metrics = metrics_of(tmp_path / "run")
     assert metrics["debug"] == "fast_dev_run" and metrics["global_steps"] == 1 and "test/acc" in metrics
+    assert metrics["last_ckpt"] is None and not list((tmp_path / "run").glob("checkpoints/*.ckpt"))  # none to resume
 
 
 def test_limit_runs_few_batches_per_stage(tmp_path: Path) -> None:
