@@ -43,10 +43,10 @@ class ToyEncoder(nn.Module):
 
 
 def test_an_encoder_of_ones_own_trains_through_a_yaml_target(tmp_path: Path, monkeypatch) -> None:
-    (tmp_path / "my_encoders.py").write_text(TOY_MODULE)
+    (tmp_path / "extending_encoders.py").write_text(TOY_MODULE)
     encoders = tmp_path / "my_conf" / "model" / "encoder"
     encoders.mkdir(parents=True)
-    (encoders / "toy.yaml").write_text("_target_: my_encoders.ToyEncoder\nname: toy\nsize: 6\n")
+    (encoders / "toy.yaml").write_text("_target_: extending_encoders.ToyEncoder\nname: toy\nsize: 6\n")
     proc = run_module(
         "seqsent.train",
         f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]",
@@ -65,7 +65,7 @@ def test_an_encoder_of_ones_own_trains_through_a_yaml_target(tmp_path: Path, mon
     monkeypatch.syspath_prepend(str(tmp_path))  # the checkpoint names the class: importable to load it
     model = load_classifier(metrics["best_ckpt"])
     assert type(model.net.encoder).__name__ == "ToyEncoder" and model.net.encoder.output_size == 6
-    assert model.hparams.encoder == {"_target_": "my_encoders.ToyEncoder", "name": "toy", "size": 6}
+    assert model.hparams.encoder == {"_target_": "extending_encoders.ToyEncoder", "name": "toy", "size": 6}
     assert all(0.0 <= p <= 1.0 for p in predict_texts(model, ["a great film", "dull"]))
 
 
