@@ -123,3 +123,11 @@ def _record_failure(message: str) -> bool:
         return hydra_cfg.mode == RunMode.MULTIRUN
     except Exception:  # never hide the original error
         return False
+
+
+def run_or_help(doc: str | None, run: Callable[[list[str]], object], argv: list[str]) -> None:
+    """A `key=value` entry point's command line: `-h`/`--help` prints its usage (`doc`), else `run(argv)`."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(doc)
+        return
+    run(argv)

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from seqsent.checkpoint import label_names, load_classifier, preprocessing_of
 from seqsent.data.vocab import UNK_ID
-from seqsent.errors import SeqsentError, report_errors
+from seqsent.errors import SeqsentError, report_errors, run_or_help
 from seqsent.models import ScratchLSTM, SequenceClassifier
 from seqsent.pretrained import FILES as PRETRAINED_FILES
 from seqsent.pretrained import run_metrics, save_pretrained
@@ -232,10 +232,7 @@ def run(argv: list[str]) -> Path:
 
 def main() -> None:
     """Console entry point; `--help` prints the usage above."""
-    if any(a in ("-h", "--help") for a in sys.argv[1:]):
-        print(__doc__)
-        return
-    run(sys.argv[1:])
+    run_or_help(__doc__, run, sys.argv[1:])
 
 
 if __name__ == "__main__":

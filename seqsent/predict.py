@@ -27,7 +27,7 @@ from seqsent.allocator import keep_freed_memory
 from seqsent.checkpoint import label_names, load_classifier, missing, preprocessing_of
 from seqsent.data.batching import Collator
 from seqsent.data.vocab import encode, tokenizer_from_json
-from seqsent.errors import SeqsentError, report_errors
+from seqsent.errors import SeqsentError, report_errors, run_or_help
 from seqsent.models import SequenceClassifier
 
 OPTIONS = {"ckpt_path", "text", "file", "batch_size", "device", "max_chars"}
@@ -150,10 +150,7 @@ def snippet(text: str, width: int = 70) -> str:
 
 def main() -> None:
     """Console entry point; `--help` prints the usage above."""
-    if any(a in ("-h", "--help") for a in sys.argv[1:]):
-        print(__doc__)
-        return
-    run(sys.argv[1:])
+    run_or_help(__doc__, run, sys.argv[1:])
 
 
 if __name__ == "__main__":

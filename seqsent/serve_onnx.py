@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from seqsent.errors import SeqsentError, report_errors
+from seqsent.errors import SeqsentError, report_errors, run_or_help
 
 MODEL_FILE, TOKENIZER_FILE, PREPROCESSING_FILE = "model.onnx", "tokenizer.json", "preprocessing.json"
 OPTIONS = {"text", "batch_size", "max_chars"}
@@ -125,10 +125,7 @@ def run(argv: list[str]) -> np.ndarray:
 
 def main() -> None:
     """Console entry point; `--help` prints the usage above."""
-    if any(a in ("-h", "--help") for a in sys.argv[1:]):
-        print(__doc__)
-        return
-    run(sys.argv[1:])
+    run_or_help(__doc__, run, sys.argv[1:])
 
 
 if __name__ == "__main__":
