@@ -131,3 +131,18 @@ def run_or_help(doc: str | None, run: Callable[[list[str]], object], argv: list[
         print(doc)
         return
     run(argv)
+
+
+def prediction_options(texts: list[str], args: Mapping[str, list[str]]) -> tuple[int, int]:
+    """The checked `batch_size=` and `max_chars=` of a predictor's command line (the last given, defaults 256
+    and 100,000); a blank text among `texts` is a one-line error."""
+    if any(not t.strip() for t in texts):
+        raise SeqsentError("text= is empty: give a review to classify")
+    try:
+        batch_size = int(args.get("batch_size", ["256"])[-1])
+        max_chars = int(args.get("max_chars", ["100000"])[-1])
+    except ValueError:
+        raise SeqsentError("batch_size= and max_chars= take whole numbers") from None
+    if batch_size < 1 or max_chars < 1:
+        raise SeqsentError("batch_size= and max_chars= must be >= 1")
+    return batch_size, max_chars

@@ -27,7 +27,7 @@ from seqsent.allocator import keep_freed_memory
 from seqsent.checkpoint import label_names, load_classifier, missing, preprocessing_of
 from seqsent.data.batching import Collator
 from seqsent.data.vocab import encode, tokenizer_from_json
-from seqsent.errors import SeqsentError, report_errors, run_or_help
+from seqsent.errors import SeqsentError, prediction_options, report_errors, run_or_help
 from seqsent.models import SequenceClassifier
 
 OPTIONS = {"ckpt_path", "text", "file", "batch_size", "device", "max_chars"}
@@ -117,15 +117,7 @@ def run(argv: list[str]) -> list[float] | list[list[float]]:
     texts = list(args.get("text", []))
     for file in args.get("file", []):
         texts += read_reviews(file)
-    if any(not t.strip() for t in texts):
-        raise SeqsentError("text= is empty: give a review to classify")
-    try:
-        batch_size = int(args.get("batch_size", ["256"])[-1])
-        max_chars = int(args.get("max_chars", ["100000"])[-1])
-    except ValueError:
-        raise SeqsentError("batch_size= and max_chars= take whole numbers") from None
-    if batch_size < 1 or max_chars < 1:
-        raise SeqsentError("batch_size= and max_chars= must be >= 1")
+    batch_size, max_chars = prediction_options(texts, args)
     device = args.get("device", ["cpu"])[-1]
     try:
         torch.device(device)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from seqsent.errors import SeqsentError, report_errors, run_or_help
+from seqsent.errors import SeqsentError, prediction_options, report_errors, run_or_help
 
 MODEL_FILE, TOKENIZER_FILE, PREPROCESSING_FILE = "model.onnx", "tokenizer.json", "preprocessing.json"
 OPTIONS = {"text", "batch_size", "max_chars"}
@@ -106,15 +106,7 @@ def parse_args(argv: list[str]) -> tuple[str, dict[str, list[str]]]:
 def run(argv: list[str]) -> np.ndarray:
     folder, args = parse_args(argv)
     texts = args["text"]
-    if any(not t.strip() for t in texts):
-        raise SeqsentError("text= is empty: give a review to classify")
-    try:
-        batch_size = int(args.get("batch_size", ["256"])[-1])
-        max_chars = int(args.get("max_chars", ["100000"])[-1])
-    except ValueError:
-        raise SeqsentError("batch_size= and max_chars= take whole numbers") from None
-    if batch_size < 1 or max_chars < 1:
-        raise SeqsentError("batch_size= and max_chars= must be >= 1")
+    batch_size, max_chars = prediction_options(texts, args)
     predictor = OnnxPredictor(folder)
     probs = predictor.predict(texts, batch_size, max_chars)
     for row in predictor.class_probabilities(probs):
