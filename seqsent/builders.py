@@ -17,7 +17,7 @@ from hydra.utils import get_object, instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
@@ -197,6 +197,22 @@ def _short(value: Any, limit: int = 500) -> Any:
 
 def tensorboard_dir(loggers: list[Logger]) -> Path | None:
     return next((Path(lg.log_dir) for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
+
+
+def logger_hints(loggers: list[Logger]) -> list[str]:
+    """One line per logger saying where its record of the run is and how to look at it."""
+    hints = []
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            hints.append(f"tensorboard --logdir {Path(logger.log_dir).parent}")
+        elif isinstance(logger, CSVLogger):
+            hints.append(f"csv: {Path(logger.log_dir) / 'metrics.csv'}")
+        elif isinstance(logger, MLFlowLogger):
+            hints.append(f"mlflow ui --backend-store-uri {logger.experiment.tracking_uri}  (run {logger.run_id})")
+        elif isinstance(logger, WandbLogger):
+            run = logger.experiment  # an offline run has no URL: its files wait for `wandb sync`
+            hints.append(f"wandb: {run.url}" if run.url else f"wandb sync {Path(run.dir).parent}")
+    return hints
 
 
 def checkpoint_datamodule(data_cfg: DictConfig, model: L.LightningModule, ckpt_path: str) -> L.LightningDataModule:

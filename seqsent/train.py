@@ -42,6 +42,7 @@ from seqsent.builders import (
     finalize_loggers,
     instantiate_group,
     log_hparams,
+    logger_hints,
     run_tags,
     tensorboard_dir,
 )
@@ -277,10 +278,11 @@ def train(cfg: DictConfig) -> dict:
         metrics.update({k: float(v) for k, v in results[0].items()})
     for logger in loggers:
         logger.log_metrics({"time/train_seconds": train_seconds}, step=trainer.global_step)
+    hints = logger_hints(loggers)  # before a W&B run is finished
     finalize_loggers(loggers)
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
-        print(summary(metrics, run_dir, tensorboard_dir(loggers)), flush=True)
+        print(summary(metrics, run_dir, hints), flush=True)
     return metrics
 
 
@@ -313,7 +315,7 @@ def record_start(cfg: DictConfig, loggers: list[Logger], tags: dict[str, str], r
         clear_recorded_failure(run_dir)
 
 
-def summary(metrics: dict, run_dir: Path, tb_dir: Path | None) -> str:
+def summary(metrics: dict, run_dir: Path, hints: list[str]) -> str:
     shown = ("test/acc", "test/f1", "test/auroc", "test/loss", "val/acc_best")
     debug = f" (a debug run: debug={metrics['debug']})" if "debug" in metrics else ""
     lines = ["", f"== seqsent run finished =={debug}"]
@@ -328,8 +330,7 @@ def summary(metrics: dict, run_dir: Path, tb_dir: Path | None) -> str:
         )
     lines.append(f"  best checkpoint: {metrics['best_ckpt']}")
     lines.append(f"  metrics: {run_dir / 'metrics.json'}")
-    if tb_dir is not None:
-        lines.append(f"  tensorboard --logdir {tb_dir.parent}")
+    lines += [f"  {hint}" for hint in hints]  # each logger's files and how to look at them
     return "\n".join(lines)
 
 

@@ -39,6 +39,7 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         env={"SEQSENT_CACHE_DIR": str(root / "cache"), "WANDB_SILENT": "true"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (root / "stdout.txt").write_text(proc.stdout)
     run_dirs = sorted((root / SWEEP).glob("[01]_*"))
     assert [json.loads((d / "metrics.json").read_text())["epochs"] for d in run_dirs] == [1, 1]
     return run_dirs
@@ -89,6 +90,17 @@ def test_wandb_writes_an_offline_run_per_job_with_the_sweep_as_group_and_tags(jo
         data = record.read_bytes()  # W&B's protobuf record of the run: the strings are stored as written
         for text in (f"sweep={SWEEP}", f"job={number}", "run_name=lstm", "val/acc", "test/acc"):
             assert text.encode() in data, (number, text)
+
+
+def test_the_summary_says_where_each_logger_wrote_and_how_to_look(jobs: list[Path]) -> None:
+    stdout = (jobs[0].parents[1] / "stdout.txt").read_text()
+    job = jobs[0]
+    assert f"tensorboard --logdir {job}" in stdout and f"csv: {job / 'csv' / 'metrics.csv'}" in stdout
+    if "mlflow" in LOGGERS:
+        assert f"mlflow ui --backend-store-uri sqlite:///{job / 'mlflow.db'}" in stdout
+    if "wandb" in LOGGERS:
+        (run,) = (job / "wandb").glob("offline-run-*")
+        assert f"wandb sync {run}" in stdout
 
 
 def test_many_is_tensorboard_and_csv(tmp_path: Path) -> None:
