@@ -18,7 +18,7 @@ from seqsent.utils import config_dir, register_resolvers
 
 CONF = Path(config_dir())
 GROUPS = ["data", "model", "model/encoder", "trainer", "callbacks", "logger", "experiment"]
-ENCODERS = ["rnn", "lstm", "gru", "lstm_scratch", "cnn", "transformer", "nbow"]
+ENCODERS = ["rnn", "lstm", "gru", "lstm_scratch", "cnn", "transformer", "nbow", "awd_lstm"]
 
 
 def options(group: str) -> list[str]:

@@ -49,10 +49,15 @@ def test_masked_pool_refuses_an_unknown_pooling() -> None:
         masked_pool(torch.zeros(1, 2, 3), torch.tensor([2]), "avg")
 
 
-def test_the_registry_holds_the_seven_encoders() -> None:
-    assert set(ENCODERS) == {"rnn", "lstm", "gru", "lstm_scratch", "cnn", "transformer", "nbow"}
-    built = {name: build_encoder({"name": name}, input_size=4) for name in ("cnn", "transformer", "nbow")}
-    assert [type(enc).__name__ for enc in built.values()] == ["CNNEncoder", "TransformerEncoder", "NBOWEncoder"]
+def test_the_registry_holds_the_eight_encoders() -> None:
+    assert set(ENCODERS) == {"rnn", "lstm", "gru", "lstm_scratch", "cnn", "transformer", "nbow", "awd_lstm"}
+    built = {name: build_encoder({"name": name}, input_size=4) for name in ("cnn", "transformer", "nbow", "awd_lstm")}
+    assert [type(enc).__name__ for enc in built.values()] == [
+        "CNNEncoder",
+        "TransformerEncoder",
+        "NBOWEncoder",
+        "AWDLSTM",
+    ]
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstm_scratch"])

@@ -87,6 +87,7 @@ SMALL = {
     "lstm_scratch": {"hidden_size": 3, "bidirectional": True},
     "cnn": {"widths": [2, 5], "channels": 4},
     "transformer": {"d_model": 8, "num_heads": 2, "ff_size": 16, "max_len": 16},
+    "awd_lstm": {"hidden_size": 5, "num_layers": 3},
 }
 VARIANTS = [(name, SMALL.get(name, {})) for name in ENCODERS] + [
     ("lstm", {"hidden_size": 4, "bidirectional": True, "pooling": "mean"}),
@@ -94,6 +95,7 @@ VARIANTS = [(name, SMALL.get(name, {})) for name in ENCODERS] + [
     ("transformer", {"d_model": 6, "num_heads": 1, "ff_size": 8, "pooling": "max", "num_layers": 1}),
     ("nbow", {"pooling": "max"}),
     ("nbow", {"pooling": "mean_max"}),
+    ("awd_lstm", {"hidden_size": 4, "num_layers": 2, "output_size": 3, "pooling": "last", "reverse": True}),
 ]
 
 

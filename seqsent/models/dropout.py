@@ -1,6 +1,7 @@
 """`Dropout`: `nn.Dropout` whose CPU training mask is drawn with `torch.rand` (faster than `bernoulli_`,
 docs/speed.md), with the same keep probability 1 - p and scale 1 / (1 - p); masks differ from
-`nn.Dropout`'s for the same seed. `WordDropout` drops whole tokens: one draw per token.
+`nn.Dropout`'s for the same seed. `WordDropout` drops whole tokens: one draw per token. `LockedDropout`
+(variational dropout) draws one mask per sequence, the same at every step.
 """
 
 from __future__ import annotations
@@ -43,3 +44,25 @@ class WordDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class LockedDropout(nn.Module):
+    """Variational dropout (Gal & Ghahramani 2016, AWD-LSTM's "locked" dropout): in training, one mask per
+    sequence and feature, the same at every step of the time axis `dim` (1: (B, T, H); 0: (T, B, H)),
+    kept entries scaled by 1 / (1 - p)."""
+
+    def __init__(self, p: float = 0.0, dim: int = 1):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise SettingError(f"locked dropout p={p}: use a probability in [0, 1)")
+        self.p, self.dim = p, dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        shape = list(x.shape)
+        shape[self.dim] = 1
+        return drop(x, self.p, torch.Size(shape))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, dim={self.dim}"

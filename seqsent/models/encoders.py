@@ -31,6 +31,7 @@ from seqsent.models.scratch_lstm import ScratchLSTM
 CELLS: dict[str, type[nn.Module]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU, "lstm_scratch": ScratchLSTM}
 PADDINGS = ("pre", "post")  # the side the padding is on, as `IMDBDataModule(padding=...)` puts it
 INITS = ("torch", "keras", "keras_per_gate")
+RECURRENT_POOLINGS = tuple(p for p in POOLINGS if p != "concat")  # concat: the awd_lstm encoder's
 
 
 def keras_init_(rnn: nn.Module, per_gate: bool = False) -> None:
@@ -108,16 +109,22 @@ def unmasked(tokens: Tensor, lengths: Tensor, length: int, pad_id: int = 0) -> t
 
 def run_layer(layer: nn.Module, x: Tensor) -> Tensor:
     """`layer(x)[0]`; an `nn.LSTM` under CPU autocast runs in fp32 where oneDNN has no kernel for the
-    autocast dtype (see the module docstring)."""
-    if (
+    autocast dtype (`needs_fp32`)."""
+    if needs_fp32(layer, x):
+        with torch.autocast("cpu", enabled=False):
+            return layer(x.float())[0]
+    return layer(x)[0]
+
+
+def needs_fp32(layer: nn.Module, x: Tensor) -> bool:
+    """Whether `layer` must run in fp32 on `x`: an `nn.LSTM` under CPU autocast where oneDNN has no kernel
+    for the autocast dtype (see the module docstring)."""
+    return (
         isinstance(layer, nn.LSTM)
         and x.device.type == "cpu"
         and torch.is_autocast_enabled("cpu")
         and not cpu_lstm_autocast_works(torch.get_autocast_dtype("cpu"))
-    ):
-        with torch.autocast("cpu", enabled=False):
-            return layer(x.float())[0]
-    return layer(x)[0]
+    )
 
 
 @functools.cache
@@ -169,8 +176,8 @@ class RecurrentEncoder(nn.Module):
         super().__init__()
         if cell not in CELLS:
             raise SettingError(f"unknown cell {cell!r}: use one of {sorted(CELLS)}")
-        if pooling not in POOLINGS:
-            raise SettingError(f"unknown pooling {pooling!r}: use one of {POOLINGS}")
+        if pooling not in RECURRENT_POOLINGS:
+            raise SettingError(f"unknown pooling {pooling!r}: use one of {RECURRENT_POOLINGS}")
         if init not in INITS:
             raise SettingError(f"unknown init {init!r}: use one of {INITS}")
         if num_layers < 1 or hidden_size < 1 or input_size < 1:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from seqsent.errors import SettingError, check_types
+from seqsent.models.awd_lstm import AWDLSTM
 from seqsent.models.cnn import CNNEncoder
 from seqsent.models.encoders import CELLS, RecurrentEncoder
 from seqsent.models.nbow import NBOWEncoder
@@ -28,6 +29,7 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "cnn": CNNEncoder,
     "transformer": TransformerEncoder,
     "nbow": NBOWEncoder,
+    "awd_lstm": AWDLSTM,
 }
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
