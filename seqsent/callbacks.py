@@ -1,7 +1,9 @@
-"""Callbacks: a progress bar that stays readable in log files, an epoch timer, and weight averaging."""
+"""Callbacks: a progress bar that stays readable in log files, an epoch timer, weight averaging, and gradual
+unfreezing."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -9,6 +11,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ProgressBar, RichProgressBar
 from lightning.pytorch.trainer.states import TrainerFn
+
+from seqsent.errors import SeqsentError, SettingError
 
 
 def progress_bar(lines_per_epoch: int = 10) -> ProgressBar:
@@ -136,3 +140,60 @@ class EMAWeights(EMAWeightAveraging):
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+class GradualUnfreezing(Callback):
+    """ULMFiT's gradual unfreezing: training starts with the top layer group (the head) alone trainable, and the next
+    group below is unfrozen every `every_n_epochs` epochs (a fraction unfreezes within an epoch: 0.25, every quarter),
+    until every group trains. The groups are the module's `layer_groups()`, top first (`SequenceClassifier`: head,
+    encoder layers top to bottom, embedding).
+
+    Unlike Lightning's `BaseFinetuning`, which adds each unfrozen group to the running optimizer, the optimizer holds
+    every group from the start: a frozen parameter just gets no gradient, so the optimizer leaves it (and its moments
+    and weight decay) alone, and each group's learning rate follows the run's schedule throughout (`model.lr_decay`,
+    `model.scheduler`). How many groups train follows from the optimizer step alone, so a resumed run picks it up.
+    Parameters the model holds fixed (`requires_grad=False` when training starts) stay fixed; all the others are
+    trainable again once training ends."""
+
+    def __init__(self, every_n_epochs: float = 1.0) -> None:
+        if not every_n_epochs > 0:
+            raise SettingError(
+                f"callbacks.gradual_unfreezing.every_n_epochs={every_n_epochs}: use > 0 epochs between unfreezing "
+                "steps, e.g. 1 (ULMFiT) or 0.5"
+            )
+        self.every_n_epochs = every_n_epochs
+        self._groups: list[list[Any]] = []
+        self._unfrozen = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not hasattr(pl_module, "layer_groups"):
+            raise SeqsentError(
+                f"callbacks=gradual_unfreezing: {type(pl_module).__name__} has no layer_groups(): use it with "
+                "seqsent's SequenceClassifier"
+            )
+        self._groups = [[p for p in params if p.requires_grad] for _, params in pl_module.layer_groups()]
+        self._unfrozen = len(self._groups)  # all trainable now: `_unfreeze` freezes the groups not due yet
+        self._unfreeze(trainer)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        self._unfreeze(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._set_trainable(len(self._groups))
+
+    def trainable_groups(self, trainer: L.Trainer) -> int:
+        """How many groups (from the top) train at this optimizer step."""
+        steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+        every = max(1, round(self.every_n_epochs * steps_per_epoch))
+        return min(len(self._groups), 1 + trainer.global_step // every)
+
+    def _unfreeze(self, trainer: L.Trainer) -> None:
+        wanted = self.trainable_groups(trainer)
+        if wanted != self._unfrozen:
+            self._set_trainable(wanted)
+
+    def _set_trainable(self, count: int) -> None:
+        for i, params in enumerate(self._groups):
+            for param in params:
+                param.requires_grad_(i < count)
+        self._unfrozen = count

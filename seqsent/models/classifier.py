@@ -23,7 +23,7 @@ from seqsent.errors import SeqsentError, SettingError, check_types
 from seqsent.models.network import DEFAULT_ENCODER, TextClassifierNet
 from seqsent.reliability import DATA_KEY
 
-SCHEDULERS = ("none", "cosine", "onecycle")
+SCHEDULERS = ("none", "cosine", "onecycle", "slanted")
 OPTIMIZERS = ("adam", "adamw")
 PREPROCESSING_KEY = "seqsent_preprocessing"
 NONFINITE = ("training loss", "gradient")  # what `check_finite` watches
@@ -54,6 +54,20 @@ def plain(spec: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: plain(v) if isinstance(v, Mapping) else v for k, v in spec.items()}
 
 
+class SlantedTriangular:
+    """ULMFiT's slanted triangular learning rate (Howard & Ruder 2018, eq. 3) as a `LambdaLR` factor: from 1/ratio up
+    to 1 over the first `cut_frac` of `total_steps`, then linearly back down to 1/ratio. An object, not a function, so
+    `LambdaLR` keeps its settings in checkpoints and a resumed run follows the schedule it started."""
+
+    def __init__(self, total_steps: int, cut_frac: float, ratio: float):
+        self.total_steps, self.ratio = total_steps, ratio
+        self.cut = max(1, int(total_steps * cut_frac))
+
+    def __call__(self, step: int) -> float:
+        rise = step / self.cut if step < self.cut else 1 - (step - self.cut) / max(self.total_steps - self.cut, 1)
+        return (1 + max(rise, 0.0) * (self.ratio - 1)) / self.ratio
+
+
 class SequenceClassifier(L.LightningModule):
     """Text classifier over padded token batches `{"tokens", "lengths", "labels"}`: the network
     (`self.net`, a `TextClassifierNet` built from the network's arguments) with its loss, metrics,
@@ -65,6 +79,12 @@ class SequenceClassifier(L.LightningModule):
     `weights_only=True`. Checkpoints also carry the text preprocessing (vocabulary JSON, max_len,
     padding sides, label names) under `seqsent_preprocessing` when trained with seqsent's data
     modules, so a checkpoint alone classifies raw text (see `seqsent.predict`).
+
+    Fine-tuning (`seqsent.finetune`): `lr_decay` > 1 gives each layer group (`layer_groups`) its own learning rate,
+    `lr / lr_decay ** depth` (ULMFiT's discriminative rates: the head `lr`, each encoder layer below it 1/lr_decay
+    of the one above, the embedding last); `scheduler="slanted"` is ULMFiT's slanted triangular schedule (rise over
+    `warmup_fraction`, 0.1 when 0, peak/floor ratio `slanted_ratio`), each group's rate scaled alike by every
+    schedule. `pretrained` only records the language model the weights were copied from: loading never reads it.
     """
 
     def __init__(
@@ -87,6 +107,9 @@ class SequenceClassifier(L.LightningModule):
         scheduler: str = "none",
         warmup_fraction: float = 0.0,
         pad_id: int = 0,
+        lr_decay: float = 1.0,
+        slanted_ratio: float = 32.0,
+        pretrained: str | None = None,
     ):
         check_types(SequenceClassifier.__init__, locals(), "model.")
         super().__init__()
@@ -100,6 +123,11 @@ class SequenceClassifier(L.LightningModule):
             raise SettingError(f"model.scheduler={scheduler!r}: use one of {SCHEDULERS}")
         if optimizer not in OPTIMIZERS:
             raise SettingError(f"model.optimizer={optimizer!r}: use one of {OPTIMIZERS}")
+        if lr_decay < 1 or slanted_ratio < 1:
+            raise SettingError(
+                f"model.lr_decay={lr_decay}, model.slanted_ratio={slanted_ratio}: use >= 1 (lr_decay 1: one learning "
+                "rate for every layer; ULMFiT: 2.6 and 32)"
+            )
         encoder = plain(encoder)  # saved as this plain dict (save_hyperparameters reads the arguments' locals)
         self.save_hyperparameters()
         self.net = TextClassifierNet(
@@ -160,12 +188,16 @@ class SequenceClassifier(L.LightningModule):
         self._check_schedule_length()
 
     def _check_schedule_length(self) -> None:
-        """A one-cycle schedule restored from a checkpoint cannot stretch to a longer run."""
+        """A one-cycle or slanted schedule restored from a checkpoint cannot stretch to a longer run."""
         for config in self.trainer.lr_scheduler_configs:
-            planned = getattr(config.scheduler, "total_steps", None)
+            factors = getattr(config.scheduler, "lr_lambdas", [])
+            planned = getattr(config.scheduler, "total_steps", None) or next(
+                (f.total_steps for f in factors if isinstance(f, SlantedTriangular)), None
+            )
             if self._planned_steps is not None and planned is not None and planned < self._planned_steps:
+                schedule = "one-cycle" if self.hparams.scheduler == "onecycle" else "slanted triangular"
                 raise SeqsentError(
-                    f"the checkpoint's one-cycle schedule ends after {planned} steps but this run has "
+                    f"the checkpoint's {schedule} schedule ends after {planned} steps but this run has "
                     f"{self._planned_steps}: resume with the original trainer.max_epochs, or train anew"
                 )
 
@@ -248,12 +280,37 @@ class SequenceClassifier(L.LightningModule):
         unscales internally), so `trainer=gpu` (bf16-mixed) with clipping gets the foreach kernel."""
         return not ("mixed" in self._precision() and self._trainer.gradient_clip_val)
 
+    def layer_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
+        """The parameters by layer group, top first, each with its name: `head`, the encoder's own `layer_groups()`
+        top to bottom (`encoder<N>` .. `encoder1`; an encoder without that method is one group, `encoder`), then
+        `embedding`: the word embedding, the n-gram tables and any parameter not in a group above."""
+        encoder = self.net.encoder
+        parts = encoder.layer_groups() if hasattr(encoder, "layer_groups") else [encoder]
+        named = [("head", self.net.head)]
+        named += [(f"encoder{i + 1}" if len(parts) > 1 else "encoder", parts[i]) for i in reversed(range(len(parts)))]
+        groups, seen = [], set()
+        for name, module in named:
+            params = [p for p in module.parameters() if id(p) not in seen]
+            seen.update(map(id, params))
+            groups.append((name, params))
+        groups.append(("embedding", [p for p in self.parameters() if id(p) not in seen]))
+        return [(name, params) for name, params in groups if params]
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """One group of every parameter at `lr`, or with `lr_decay` > 1 one per layer group at `lr / lr_decay ** depth`
+        (named for LearningRateMonitor: `lr-AdamW/head`, ...)."""
+        hp = self.hparams
+        if hp.lr_decay == 1:
+            return [{"params": list(self.parameters()), "lr": hp.lr}]
+        groups = self.layer_groups()
+        return [{"params": p, "lr": hp.lr / hp.lr_decay**depth, "name": n} for depth, (n, p) in enumerate(groups)]
+
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         opt_cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
         # fused: one kernel for all parameters, far cheaper than the per-tensor loop (docs/speed.md)
         kernel = {"fused": True} if self._fused_optimizer_allowed() else {"foreach": True}
-        optimizer = opt_cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, **kernel)
+        optimizer = opt_cls(self._param_groups(), lr=hp.lr, weight_decay=hp.weight_decay, **kernel)
         if hp.scheduler == "none":
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
@@ -261,7 +318,13 @@ class SequenceClassifier(L.LightningModule):
             pct = hp.warmup_fraction if hp.warmup_fraction > 0 else 0.1
             total = max(total, 4)  # OneCycleLR divides by zero when a phase is under 2 steps (short test runs)
             pct = min(max(pct, 2 / total), 0.5)
-            sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=total, pct_start=pct)
+            peaks = [group["lr"] for group in optimizer.param_groups]
+            sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, pct_start=pct)
+            self._planned_steps = total
+        elif hp.scheduler == "slanted":
+            cut_frac = hp.warmup_fraction if hp.warmup_fraction > 0 else 0.1
+            slanted = SlantedTriangular(total, cut_frac, hp.slanted_ratio)
+            sched = torch.optim.lr_scheduler.LambdaLR(optimizer, slanted)
             self._planned_steps = total
         else:
             warm = int(total * hp.warmup_fraction)

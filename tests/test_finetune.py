@@ -1,0 +1,147 @@
+"""Fine-tuning into a classifier: discriminative learning rates per layer group (`model.lr_decay`), the slanted
+triangular schedule, gradual unfreezing (`callbacks=gradual_unfreezing`), and a language model's vocabulary,
+sizes and weights taken by `python -m seqsent.train model.pretrained=LM.ckpt` (`seqsent.finetune`)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.loggers import CSVLogger
+
+from seqsent.callbacks import GradualUnfreezing
+from seqsent.data import SyntheticDataModule
+from seqsent.errors import SettingError
+from seqsent.models import SequenceClassifier
+from seqsent.models.classifier import SlantedTriangular
+
+AWD = {"name": "awd_lstm", "hidden_size": 8, "num_layers": 2, "weight_dropout": 0.2, "hidden_dropout": 0.1}
+GROUPS = ["head", "encoder2", "encoder1", "embedding"]
+
+
+def tiny_model(**kwargs: Any) -> SequenceClassifier:
+    return SequenceClassifier(vocab_size=100, embed_dim=8, encoder=AWD, lr=0.01, **kwargs)
+
+
+def tiny_fit(tmp_path: Path, model: SequenceClassifier, callbacks: list[Callback], steps: int = 8) -> L.Trainer:
+    """`steps` training steps on 4 batches an epoch, with a CSV logger (LearningRateMonitor needs one)."""
+    dm = SyntheticDataModule(n_train=80, n_test=20, vocab_size=100, max_len=20, batch_size=16, val_fraction=0.2,
+                             cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    trainer = L.Trainer(max_steps=steps, limit_val_batches=0, logger=CSVLogger(tmp_path), log_every_n_steps=1,
+                        enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks)  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    return trainer
+
+
+class Snapshots(Callback):
+    """Each layer group's weights after every optimizer step (the first entry: before training)."""
+
+    def __init__(self) -> None:
+        self.states: list[list[torch.Tensor]] = []
+
+    def _take(self, pl_module: SequenceClassifier) -> None:
+        groups = pl_module.layer_groups()
+        self.states.append([torch.cat([p.detach().flatten() for p in params]).clone() for _, params in groups])
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._take(pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        self._take(pl_module)
+
+    def changed(self) -> list[list[bool]]:
+        """Per step, whether each group's weights changed in it."""
+        return [[not torch.equal(a, b) for a, b in zip(before, after)] for before, after in zip(self.states, self.states[1:])]  # noqa: E501
+
+
+def test_layer_groups_run_top_down_and_cover_every_parameter() -> None:
+    model = SequenceClassifier(vocab_size=100, embed_dim=8, encoder=AWD, bigram_buckets=16, bigram_dim=4)
+    groups = model.layer_groups()
+    assert [name for name, _ in groups] == GROUPS
+    assert groups[1][1] == list(model.net.encoder.layers[1].parameters())  # encoder2: the top layer
+    assert {id(p) for p in groups[3][1]} == {id(model.net.embedding.weight), id(model.net.bigrams.table.weight)}
+    assert sorted(id(p) for _, ps in groups for p in ps) == sorted(id(p) for p in model.parameters())
+    plain = SequenceClassifier(vocab_size=100, embed_dim=8, encoder={"name": "cnn"})  # no layer_groups(): one group
+    assert [name for name, _ in plain.layer_groups()] == ["head", "encoder", "embedding"]
+
+
+def test_discriminative_learning_rates_per_group_in_the_lr_monitor(tmp_path: Path) -> None:
+    monitor = LearningRateMonitor(logging_interval="step")
+    tiny_fit(tmp_path, tiny_model(lr_decay=2.0), [monitor], steps=2)
+    assert {name: lrs[-1] for name, lrs in monitor.lrs.items()} == pytest.approx(
+        {f"lr-Adam/{name}": 0.01 / 2**depth for depth, name in enumerate(GROUPS)}
+    )
+    one = LearningRateMonitor(logging_interval="step")  # lr_decay=1: one group, logged as before
+    tiny_fit(tmp_path / "one", tiny_model(), [one], steps=2)
+    assert list(one.lrs) == ["lr-Adam"]
+
+
+@pytest.mark.parametrize("scheduler", ["slanted", "onecycle"])
+def test_every_group_follows_the_schedule_at_its_own_rate(tmp_path: Path, scheduler: str) -> None:
+    monitor = LearningRateMonitor(logging_interval="step")
+    model = tiny_model(lr_decay=2.6, scheduler=scheduler, warmup_fraction=0.25, slanted_ratio=4.0)
+    tiny_fit(tmp_path, model, [monitor], steps=8)
+    head = monitor.lrs["lr-Adam/head"]
+    for depth, name in enumerate(GROUPS):
+        assert monitor.lrs[f"lr-Adam/{name}"] == pytest.approx([lr / 2.6**depth for lr in head])
+    if scheduler == "slanted":  # 8 steps, a rise over 2: 1/4, 1 (peak), then down by 1/6 of the span per step
+        assert head == pytest.approx([0.01 * (1 + p * 3) / 4 for p in (0, 0.5, 1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6)])
+    else:
+        assert max(head) == pytest.approx(0.01, rel=1e-3) and head[0] < 0.01 / 10
+
+
+def test_slanted_schedule_keeps_its_plan_in_checkpoints() -> None:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, SlantedTriangular(100, 0.1, 32.0))
+    buffer = io.BytesIO()
+    torch.save(sched.state_dict(), buffer)
+    buffer.seek(0)
+    restored = torch.optim.lr_scheduler.LambdaLR(optimizer, SlantedTriangular(500, 0.5, 2.0))
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    fn = restored.lr_lambdas[0]
+    assert (fn.total_steps, fn.cut, fn.ratio) == (100, 10, 32.0)
+    assert fn(0) == pytest.approx(1 / 32) and fn(10) == 1.0 and fn(100) == pytest.approx(1 / 32) == fn(1000)
+
+
+def test_gradual_unfreezing_trains_each_group_from_its_step_on(tmp_path: Path) -> None:
+    snapshots = Snapshots()
+    model = tiny_model(lr_decay=2.6)
+    tiny_fit(tmp_path, model, [GradualUnfreezing(every_n_epochs=0.5), snapshots], steps=8)  # 4 steps an epoch
+    for step, changed in enumerate(snapshots.changed()):  # a group at depth d trains from step 2 * d on
+        assert changed == [step >= 2 * depth for depth in range(len(GROUPS))], step
+    assert all(p.requires_grad for p in model.parameters())  # trainable again after fitting
+
+
+def test_gradual_unfreezing_keeps_held_parameters_fixed(tmp_path: Path) -> None:
+    encoder = {"name": "lstm", "hidden_size": 8, "single_bias": True}  # bias_hh held at zero, untrained
+    model = SequenceClassifier(vocab_size=100, embed_dim=8, encoder=encoder, lr=0.01)
+    tiny_fit(tmp_path, model, [GradualUnfreezing(every_n_epochs=0.25)], steps=6)
+    held = [p for n, p in model.named_parameters() if "bias_hh" in n]
+    assert held and not any(p.requires_grad or p.any() for p in held)
+
+
+def test_unfreezing_follows_the_optimizer_step() -> None:
+    """A resumed run (its global step restored) trains the groups the original had unfrozen by then."""
+    callback = GradualUnfreezing(every_n_epochs=1.5)
+    callback._groups = [[]] * 4
+    counts = [
+        callback.trainable_groups(SimpleNamespace(num_training_batches=9, accumulate_grad_batches=2, global_step=s))
+        for s in range(0, 40, 5)
+    ]
+    assert counts == [1, 1, 2, 2, 3, 4, 4, 4]  # 5 steps an epoch: one more group every 8 steps (7.5 rounded)
+
+
+def test_bad_fine_tuning_settings_are_one_line_errors() -> None:
+    with pytest.raises(SettingError, match=r"model.lr_decay=0.5.*use >= 1"):
+        tiny_model(lr_decay=0.5)
+    with pytest.raises(SettingError, match=r"model.scheduler='stlr'.*slanted"):
+        tiny_model(scheduler="stlr")
+    with pytest.raises(SettingError, match=r"every_n_epochs=0: use > 0"):
+        GradualUnfreezing(every_n_epochs=0)
