@@ -58,7 +58,8 @@ class Snapshots(Callback):
 
     def changed(self) -> list[list[bool]]:
         """Per step, whether each group's weights changed in it."""
-        return [[not torch.equal(a, b) for a, b in zip(before, after)] for before, after in zip(self.states, self.states[1:])]  # noqa: E501
+        steps = zip(self.states, self.states[1:])
+        return [[not torch.equal(a, b) for a, b in zip(before, after)] for before, after in steps]
 
 
 def test_layer_groups_run_top_down_and_cover_every_parameter() -> None:
@@ -70,6 +71,12 @@ def test_layer_groups_run_top_down_and_cover_every_parameter() -> None:
     assert sorted(id(p) for _, ps in groups for p in ps) == sorted(id(p) for p in model.parameters())
     plain = SequenceClassifier(vocab_size=100, embed_dim=8, encoder={"name": "cnn"})  # no layer_groups(): one group
     assert [name for name, _ in plain.layer_groups()] == ["head", "encoder", "embedding"]
+    bilstm = {"name": "lstm", "num_layers": 2, "bidirectional": True}  # a group: both directions of a layer
+    lstm = SequenceClassifier(vocab_size=100, embed_dim=8, encoder=bilstm)
+    named = dict(lstm.layer_groups())
+    assert list(named) == GROUPS
+    encoder = lstm.net.encoder
+    assert named["encoder2"] == [*encoder.forward_layers[1].parameters(), *encoder.backward_layers[1].parameters()]
 
 
 def test_discriminative_learning_rates_per_group_in_the_lr_monitor(tmp_path: Path) -> None:

@@ -207,6 +207,11 @@ class RecurrentEncoder(nn.Module):
     def recurrent_layers(self) -> list[nn.RNNBase]:
         return list(self.forward_layers) + (list(self.backward_layers) if self.backward_layers is not None else [])
 
+    def layer_groups(self) -> list[nn.Module]:
+        """Each layer, both its directions, bottom to top (discriminative learning rates, gradual unfreezing)."""
+        directions = [self.forward_layers] + ([self.backward_layers] if self.backward_layers is not None else [])
+        return [nn.ModuleList(layer) for layer in zip(*directions)]
+
     @property
     def output_size(self) -> int:
         return self.hidden_size * (2 if self.bidirectional else 1)
