@@ -2,6 +2,7 @@
 
 from seqsent.data.batching import BucketBatchSampler, Collator, EncodedReviews, pad, truncate
 from seqsent.data.datamodule import IMDBDataModule, TextClassificationDataModule
+from seqsent.data.lm import LanguageModelDataModule
 from seqsent.data.long_range import LongRangeDataModule
 from seqsent.data.synthetic import SyntheticDataModule
 
@@ -10,6 +11,7 @@ __all__ = [
     "Collator",
     "EncodedReviews",
     "IMDBDataModule",
+    "LanguageModelDataModule",
     "LongRangeDataModule",
     "SyntheticDataModule",
     "TextClassificationDataModule",

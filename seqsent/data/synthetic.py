@@ -16,6 +16,7 @@ import pyarrow as pa
 from seqsent.data.cache import cache_writes, default_cache_dir, ensure_cache_dir
 from seqsent.data.datamodule import IMDBDataModule
 from seqsent.data.soft_labels import write_parquet
+from seqsent.data.sources import UNLABELED
 from seqsent.errors import check_types
 
 POSITIVE = ["great", "excellent", "wonderful", "loved", "superb", "brilliant", "enjoyable", "moving", "fantastic",
@@ -27,6 +28,7 @@ NEUTRAL = [
     "at", "from", "they",
 ]  # fmt: skip
 FILLERS = NEUTRAL + [f"w{i}" for i in range(300)]
+TEST_COPY_EVERY = 25  # SyntheticDataModule's unlabeled reviews: every 25th repeats a test review
 Splits = dict[str, tuple[list[str], list[int]]]
 
 
@@ -68,14 +70,15 @@ class GeneratedDataModule(IMDBDataModule):
         raise NotImplementedError
 
     def prepare_data(self) -> None:
-        self._generate()
+        self.generate()
         super().prepare_data()
 
     def setup(self, stage: str | None = None) -> None:
-        self._generate()
+        self.generate()
         super().setup(stage)
 
-    def _generate(self) -> None:
+    def generate(self) -> None:
+        """Write the files unless they exist (anything that reads `self.path` directly calls this first)."""
         directory = Path(self.path)
         if not (directory / "test-00000-of-00001.parquet").is_file():
             ensure_cache_dir(directory.parent)
@@ -84,12 +87,22 @@ class GeneratedDataModule(IMDBDataModule):
 
 
 class SyntheticDataModule(GeneratedDataModule):
-    """`IMDBDataModule` over generated reviews: `n_train`/`n_test` reviews, made once per settings."""
+    """`IMDBDataModule` over generated reviews: `n_train`/`n_test` reviews, made once per settings, and
+    `n_unlabeled` unlabeled ones (IMDB's `unsupervised` split, for language models), every
+    `TEST_COPY_EVERY`-th of them a test review repeated word for word, as IMDB's unlabeled split does."""
 
-    def __init__(self, n_train: int = 2000, n_test: int = 1000, data_seed: int = 0, **kwargs):
+    def __init__(self, n_train: int = 2000, n_test: int = 1000, data_seed: int = 0, n_unlabeled: int = 0, **kwargs):
         check_types(SyntheticDataModule.__init__, locals(), "data.")
-        super().__init__("synthetic", {"n_train": n_train, "n_test": n_test, "data_seed": data_seed, "v": 1}, **kwargs)
+        spec = {"n_train": n_train, "n_test": n_test, "data_seed": data_seed, "v": 1}
+        super().__init__("synthetic", {**spec, "n_unlabeled": n_unlabeled} if n_unlabeled else spec, **kwargs)
 
     def make_splits(self) -> Splits:
         n_train, n_test, seed = self.spec["n_train"], self.spec["n_test"], self.spec["data_seed"]
-        return {"train": make_reviews(n_train, seed), "test": make_reviews(n_test, seed + 1)}
+        splits = {"train": make_reviews(n_train, seed), "test": make_reviews(n_test, seed + 1)}
+        n_unlabeled = self.spec.get("n_unlabeled", 0)
+        if n_unlabeled:
+            texts = make_reviews(n_unlabeled, seed + 2)[0]
+            for i in range(0, n_unlabeled, TEST_COPY_EVERY):
+                texts[i] = splits["test"][0][i % n_test]
+            splits[UNLABELED] = (texts, [-1] * n_unlabeled)
+        return splits

@@ -3,7 +3,8 @@
 Normalization: HTML-like tags such as IMDB's `<br />` become spaces, then lowercase.
 Pre-tokenization: `\\w+|[^\\w\\s]+`, so punctuation is split off words ("great!" -> "great", "!");
 with `punctuation="drop"` it is removed instead (words only, like the Keras IMDB dataset's word ids).
-Specials: `<pad>` = 0 and `<unk>` = 1, counted inside `vocab_size`.
+Specials: `<pad>` = 0 and `<unk>` = 1, counted inside `vocab_size`; a language model's vocabulary adds the
+document boundary `<eos>` = 2 (`specials=(PAD, UNK, EOS)`).
 `tokenizers` encodes in parallel over the cores (preparation times: docs/speed.md). DataLoader workers
 only slice the encoded arrays, so forking them after encoding needs no TOKENIZERS_PARALLELISM setting.
 """
@@ -17,8 +18,8 @@ from itertools import chain
 import numpy as np
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-PAD, UNK = "<pad>", "<unk>"
-PAD_ID, UNK_ID = 0, 1
+PAD, UNK, EOS = "<pad>", "<unk>", "<eos>"
+PAD_ID, UNK_ID, EOS_ID = 0, 1, 2
 TOKENIZER_VERSION = "wordlevel-v1"
 PUNCTUATION = ("keep", "drop")
 TAG_PATTERN = r"<[^<>]{0,20}>"
@@ -38,15 +39,22 @@ def new_tokenizer(punctuation: str = "keep") -> Tokenizer:
     return tok
 
 
-def train_tokenizer(texts: list[str], vocab_size: int, min_frequency: int = 1, punctuation: str = "keep") -> Tokenizer:
-    """Build the vocabulary: the `vocab_size` most frequent tokens of `texts`, specials first."""
+def train_tokenizer(
+    texts: list[str],
+    vocab_size: int,
+    min_frequency: int = 1,
+    punctuation: str = "keep",
+    specials: tuple[str, ...] = (PAD, UNK),
+) -> Tokenizer:
+    """Build the vocabulary: `specials` (ids 0, 1, ... in order), then the most frequent tokens of `texts`,
+    `vocab_size` in all."""
     tok = new_tokenizer(punctuation)
     trainer = trainers.WordLevelTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[PAD, UNK], show_progress=False
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(specials), show_progress=False
     )
     tok.train_from_iterator(_batches(texts, 1000), trainer=trainer, length=len(texts))
-    if tok.token_to_id(PAD) != PAD_ID or tok.token_to_id(UNK) != UNK_ID:  # pragma: no cover - library contract
-        raise RuntimeError("tokenizers did not place <pad>=0 and <unk>=1")
+    if [tok.token_to_id(s) for s in specials] != list(range(len(specials))):  # pragma: no cover - library contract
+        raise RuntimeError(f"tokenizers did not place the specials {specials} at ids 0..{len(specials) - 1}")
     return tok
 
 
