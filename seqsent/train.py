@@ -49,6 +49,7 @@ from seqsent.builders import (
 from seqsent.callbacks import EpochTimer
 from seqsent.checkpoint import read_checkpoint
 from seqsent.errors import SeqsentError, check_types, clear_recorded_failure, report_job_errors
+from seqsent.models.word_vectors import load_for_data, vectors_file
 from seqsent.reliability import DATA_KEY, FINISHED_KEY
 from seqsent.utils import config_dir, quiet_lightning, register_resolvers, run_markers, write_json, write_record
 
@@ -217,6 +218,9 @@ def train(cfg: DictConfig) -> dict:
     if first:
         check_run_dir(run_dir, cfg.get("ckpt_path"))
     ckpt_path = resolve_resume(cfg, run_dir)
+    vectors = None if ckpt_path else cfg.model.get("pretrained_embeddings")  # resuming: the checkpoint holds them
+    if vectors:
+        vectors_file(vectors)  # a missing file is refused before the data is prepared
     if first and not ckpt_path:  # a resumed run records itself once it trains (`record_start`)
         write_record(cfg)
         clear_recorded_failure(run_dir)
@@ -224,6 +228,9 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data)
     check_model(cfg.model)
     model = instantiate(cfg.model, num_classes=num_classes(datamodule, cfg.model.get("num_classes")))
+    coverage = load_for_data(model.net.embedding, vectors, datamodule) if vectors else None
+    if coverage and first:
+        print(coverage.summary(), flush=True)
     callbacks = instantiate_group(cfg.get("callbacks"))
     tags = run_tags(cfg)
     loggers = build_loggers(cfg.get("logger"), tags)
@@ -261,6 +268,7 @@ def train(cfg: DictConfig) -> dict:
         "last_ckpt": checkpoint.last_model_path if checkpoint and checkpoint.last_model_path else None,
         "run_dir": str(run_dir),
         "num_parameters": sum(p.numel() for p in model.parameters()),
+        **(coverage.metrics() if coverage else {}),
     }
     if cfg.get("debug"):  # debug=...: seqsent.compare labels the run apart from real ones
         metrics["debug"] = str(cfg.debug.get("name"))

@@ -20,6 +20,7 @@ from torchmetrics.classification import (
 )
 
 from seqsent.errors import SeqsentError, SettingError, check_types
+from seqsent.models.adversarial import input_norm, make_adversary
 from seqsent.models.network import DEFAULT_ENCODER, TextClassifierNet
 from seqsent.reliability import DATA_KEY
 
@@ -85,6 +86,11 @@ class SequenceClassifier(L.LightningModule):
     of the one above, the embedding last); `scheduler="slanted"` is ULMFiT's slanted triangular schedule (rise over
     `warmup_fraction`, 0.1 when 0, peak/floor ratio `slanted_ratio`), each group's rate scaled alike by every
     schedule. `pretrained` only records the language model the weights were copied from: loading never reads it.
+
+    Word vectors and adversarial training: `pretrained_embeddings` only records the vectors file `seqsent.train` copied
+    into the embedding when fitting started (`seqsent.models.word_vectors`; loading never reads it);
+    `freeze_embeddings` keeps the word embedding as it is (no gradient). `adversarial` "at" or "vat" adds Miyato et
+    al.'s loss on the embedded input, perturbed by `adversarial_epsilon` per example (`seqsent.models.adversarial`).
     """
 
     def __init__(
@@ -110,6 +116,11 @@ class SequenceClassifier(L.LightningModule):
         lr_decay: float = 1.0,
         slanted_ratio: float = 32.0,
         pretrained: str | None = None,
+        pretrained_embeddings: str | None = None,
+        freeze_embeddings: bool = False,
+        adversarial: str = "none",
+        adversarial_epsilon: float = 0.5,
+        vat_xi: float = 0.1,
     ):
         check_types(SequenceClassifier.__init__, locals(), "model.")
         super().__init__()
@@ -134,6 +145,8 @@ class SequenceClassifier(L.LightningModule):
             vocab_size, num_classes, embed_dim, encoder, dropout, embed_dropout, word_dropout,
             bigram_buckets, bigram_dim, trigram_buckets, unmasked_len, init, pad_id,
         )  # fmt: skip
+        self.net.embedding.weight.requires_grad_(not freeze_embeddings)
+        self.adversary = make_adversary(adversarial, adversarial_epsilon, vat_xi)
         self.binary = num_classes == 2
         self.loss_fn = nn.BCEWithLogitsLoss() if self.binary else nn.CrossEntropyLoss()
         self.preprocessing: dict[str, Any] | None = None
@@ -167,15 +180,27 @@ class SequenceClassifier(L.LightningModule):
         """P(class 1) (B,) for two classes, else the softmax over classes (B, C)."""
         return torch.sigmoid(logits) if self.binary else torch.softmax(logits, dim=-1)
 
-    def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        logits = self(batch["tokens"], batch["lengths"])
+    def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        return self.loss_fn(logits, labels if self.binary else labels.long())
+
+    def _shared_step(self, batch: dict[str, Tensor], logits: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        logits = self(batch["tokens"], batch["lengths"]) if logits is None else logits
         labels = batch["labels"]
-        if not self.binary:
-            target = labels.long()
-            return self.loss_fn(logits, target), self.probabilities(logits.detach()), target
-        loss = self.loss_fn(logits, labels)
-        # accuracy targets: 0/1 labels as they are, soft labels (probabilities) thresholded at 0.5
-        return loss, self.probabilities(logits.detach()), (labels >= 0.5).long()
+        # accuracy targets: class ids; for two classes 0/1 labels as they are, soft labels (probabilities) thresholded
+        target = (labels >= 0.5).long() if self.binary else labels.long()
+        return self._loss(logits, labels), self.probabilities(logits.detach()), target
+
+    def _adversarial_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """`_shared_step`'s values from the embedded batch, and the loss with the adversary's added to it."""
+        x, lengths = self.net.embed(batch["tokens"], batch["lengths"])
+        x = x if x.requires_grad else x.detach().requires_grad_()  # a frozen embedding's output: still a gradient
+        logits = self.net.classify_embedded(x, lengths)
+        loss, probs, target = self._shared_step(batch, logits)
+        extra = self.adversary(self.net, x, lengths, logits, loss, lambda z: self._loss(z, batch["labels"]))
+        size = len(target)
+        self.log("train/adv_loss", extra.detach(), on_step=False, on_epoch=True, batch_size=size)
+        self.log("train/embed_norm", input_norm(x, lengths), on_step=False, on_epoch=True, batch_size=size)
+        return loss, probs, target, loss + extra
 
     # -- stages ----------------------------------------------------------------------------------
     def on_train_start(self) -> None:
@@ -202,15 +227,19 @@ class SequenceClassifier(L.LightningModule):
                 )
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss, probs, target = self._shared_step(batch)
-        self._note_nonfinite(0, loss.detach())
+        if self.adversary is None:
+            loss, probs, target = self._shared_step(batch)
+            total = loss
+        else:  # train/loss stays the classification loss alone
+            loss, probs, target, total = self._adversarial_step(batch)
+        self._note_nonfinite(0, total.detach())
         # update(), not a call: logged per epoch only, so the per-batch value a call computes is unused
         self.train_loss.update(loss.detach())
         self.train_acc.update(probs, target)
         self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        return total
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self._precision() == "16-mixed":

@@ -108,7 +108,12 @@ class TextClassifierNet(nn.Module):
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Logits for padded token ids (B, T), either padding side, and true lengths (B,) >= 1:
         (B,) for two classes, else (B, num_classes)."""
-        logits = self.head(self.encoder(*self.embed(tokens, lengths)))
+        return self.classify_embedded(*self.embed(tokens, lengths))
+
+    def classify_embedded(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """Logits for `embed`'s output: left-aligned vectors (B, T, D) and lengths (adversarial training
+        perturbs `x` between the two, `seqsent.models.adversarial`)."""
+        logits = self.head(self.encoder(x, lengths))
         return logits.squeeze(-1) if self.num_classes == 2 else logits
 
 
