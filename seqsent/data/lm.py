@@ -276,9 +276,8 @@ class LanguageModelDataModule(L.LightningDataModule):
         if isinstance(self.classifier, GeneratedDataModule):
             self.classifier.generate()
         c = self.classifier
-        optional = tuple(s for s in (c.val_split, self.unlabeled_split) if s is not None)
-        return prepare(c.source, (c.train_split, c.test_split), self.cache_settings(), self.cache_dir, self._tokenizer,
-                       optional)  # fmt: skip
+        required, optional = (c.train_split, c.test_split), tuple(s for s in (c.val_split, self.unlabeled_split) if s)
+        return prepare(c.source, required, self.cache_settings(), self.cache_dir, self._tokenizer, optional)
 
     def _check_unlabeled(self, splits: dict[str, Any]) -> None:
         """The default unlabeled split may be missing; one named otherwise must be in `splits`."""
@@ -288,7 +287,7 @@ class LanguageModelDataModule(L.LightningDataModule):
                 "split it has, or null to use the training text only"
             )
 
-    def _lm_rows(self, n_train: int, has_val: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _training_rows(self, n_train: int, has_val: bool) -> tuple[np.ndarray, np.ndarray]:
         """(the training split's rows in the classifier's training part, those in its validation part)."""
         if has_val:
             return np.arange(n_train), np.arange(0)
@@ -299,7 +298,7 @@ class LanguageModelDataModule(L.LightningDataModule):
         c = self.classifier
         train, test = data.splits[c.train_split], data.splits[c.test_split]
         has_val = c.val_split in data.splits
-        train_idx, val_idx = self._lm_rows(len(train), has_val)
+        train_idx, val_idx = self._training_rows(len(train), has_val)
         known = review_keys(test.ids, test.offsets)
         if has_val:
             val = data.splits[c.val_split]
@@ -314,7 +313,7 @@ class LanguageModelDataModule(L.LightningDataModule):
         self._check_unlabeled(raw)
         c = self.classifier
         train = raw[c.train_split].texts
-        train_idx, val_idx = self._lm_rows(len(train), c.val_split in raw)
+        train_idx, val_idx = self._training_rows(len(train), c.val_split in raw)
         val = raw[c.val_split].texts if c.val_split in raw else [train[i] for i in val_idx]
         held = {*raw[c.test_split].texts, *val}
         texts = [train[i] for i in train_idx] + (raw[self.unlabeled_split].texts if self.unlabeled_split in raw else [])
@@ -385,10 +384,11 @@ class LanguageModelDataModule(L.LightningDataModule):
         """The `name` stream of `epoch` as (rows, tokens per row): documents shuffled by (`seed`, epoch) for
         training, in order for the held-out stream."""
         docs = self.documents[name]
-        order = np.random.default_rng((self.seed, epoch, 0)).permutation(len(docs)) if name == "train" else None
+        order = np.arange(len(docs))
+        if name == "train":
+            order = np.random.default_rng((self.seed, epoch, 0)).permutation(order)
         rows, per_row = self._shape(name)
-        stream = docs.stream(np.arange(len(docs)) if order is None else order, self.direction == "backward",
-                             rows * per_row)  # fmt: skip
+        stream = docs.stream(order, backward=self.direction == "backward", limit=rows * per_row)
         return stream.reshape(rows, per_row)
 
     def _loader(self, name: str) -> DataLoader:
