@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[dev,sweeps,cluster,export,wordvectors]"
+	$(BIN)/pip install --quiet -e ".[dev,sweeps,cluster,export,wordvectors,explain]"
 	touch $@
 
 train: venv
