@@ -82,7 +82,7 @@ def test_checkpoint_loads_weights_only_and_carries_the_vocabulary(trained_run: P
     hparams = dict(ckpt["hyper_parameters"])
     encoder = hparams.pop("encoder")  # settings as plain values, the encoder's a plain dict of them
     assert type(encoder) is dict and encoder["name"] == "lstm" and hparams["num_classes"] == 2
-    assert all(isinstance(v, (int, float, str, bool)) for v in [*hparams.values(), *encoder.values()])
+    assert all(isinstance(v, (int, float, str, bool, type(None))) for v in [*hparams.values(), *encoder.values()])
     model = load_classifier(trained_run / "checkpoints" / "last.ckpt")
     probs = predict_texts(model, ["excellent superb loved it", "awful boring worst waste"])
     assert all(0.0 <= p <= 1.0 for p in probs)
