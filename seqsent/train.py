@@ -49,6 +49,7 @@ from seqsent.builders import (
 from seqsent.callbacks import EpochTimer
 from seqsent.checkpoint import read_checkpoint
 from seqsent.errors import SeqsentError, check_types, clear_recorded_failure, report_job_errors
+from seqsent.finetune import copy_weights, prepare
 from seqsent.models.word_vectors import load_for_data, vectors_file
 from seqsent.reliability import DATA_KEY, FINISHED_KEY
 from seqsent.utils import config_dir, quiet_lightning, register_resolvers, run_markers, write_json, write_record
@@ -217,6 +218,7 @@ def train(cfg: DictConfig) -> dict:
     check_trains(cfg.trainer)
     if first:
         check_run_dir(run_dir, cfg.get("ckpt_path"))
+    lm = prepare(cfg)  # model.pretrained: the language model's vocabulary and sizes into cfg
     ckpt_path = resolve_resume(cfg, run_dir)
     vectors = None if ckpt_path else cfg.model.get("pretrained_embeddings")  # resuming: the checkpoint holds them
     if vectors:
@@ -228,6 +230,11 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data)
     check_model(cfg.model)
     model = instantiate(cfg.model, num_classes=num_classes(datamodule, cfg.model.get("num_classes")))
+    if lm is not None and not ckpt_path:  # a resumed run's checkpoint holds the weights
+        copied = copy_weights(model.net, lm)
+        if first:
+            print(copied, flush=True)
+    del lm
     coverage = load_for_data(model.net.embedding, vectors, datamodule) if vectors else None
     if coverage and first:
         print(coverage.summary(), flush=True)

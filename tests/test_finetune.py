@@ -12,13 +12,18 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+from test_configs import composed
 
 from seqsent.callbacks import GradualUnfreezing
 from seqsent.data import SyntheticDataModule
-from seqsent.errors import SettingError
-from seqsent.models import SequenceClassifier
+from seqsent.data.vocab import new_tokenizer
+from seqsent.errors import SeqsentError, SettingError
+from seqsent.finetune import LanguageModelCheckpoint, configure, copy_weights, override_keys
+from seqsent.models import SequenceClassifier, TextClassifierNet
 from seqsent.models.classifier import SlantedTriangular
 
 AWD = {"name": "awd_lstm", "hidden_size": 8, "num_layers": 2, "weight_dropout": 0.2, "hidden_dropout": 0.1}
@@ -152,3 +157,70 @@ def test_bad_fine_tuning_settings_are_one_line_errors() -> None:
         tiny_model(scheduler="stlr")
     with pytest.raises(SettingError, match=r"every_n_epochs=0: use > 0"):
         GradualUnfreezing(every_n_epochs=0)
+
+
+# -- a language model's vocabulary, sizes and weights (seqsent.finetune) ----------------------------------------
+
+
+def language_model(direction: str = "forward", punctuation: str = "keep") -> LanguageModelCheckpoint:
+    """A language model as `read_language_model` gives it: the weights of a 2-layer AWD-LSTM body of its own."""
+    words = ["<pad>", "<unk>", "<eos>", *(f"w{i}" for i in range(47))]
+    tokenizer = new_tokenizer(punctuation)
+    tokenizer.add_tokens(words)  # any vocabulary: configure only passes its JSON on
+    body = TextClassifierNet(vocab_size=50, embed_dim=12, encoder={**AWD, "hidden_size": 10, "output_size": 12})
+    weights = {k: v for k, v in body.state_dict().items() if k.startswith(("embedding.", "encoder."))}
+    encoder = {**AWD, "hidden_size": 10, "output_size": 12, "pooling": "concat", "reverse": direction == "backward"}
+    return LanguageModelCheckpoint("lm.ckpt", tokenizer.to_str(), punctuation, direction, 50, 12, encoder, weights)
+
+
+def configured(*overrides: str, lm: LanguageModelCheckpoint | None = None) -> DictConfig:
+    """The train config of `data=synthetic model.pretrained=lm.ckpt *overrides`, configured from `lm`."""
+    args = ["data=synthetic", "model.pretrained=lm.ckpt", *overrides]
+    cfg = composed("train", [*args, "hydra.runtime.output_dir=/tmp/unused"])
+    configure(cfg, lm or language_model(), override_keys(args))
+    return cfg
+
+
+def test_the_language_model_decides_vocabulary_sizes_and_encoder() -> None:
+    lm = language_model("backward")
+    cfg = configured(lm=lm)
+    assert cfg.data.tokenizer_json == lm.tokenizer_json and cfg.data.vocab_size == cfg.model.vocab_size == 50
+    assert cfg.model.embed_dim == 12 and cfg.model.bigram_buckets == 0  # data=synthetic's 4096: no n-gram tables
+    assert OmegaConf.to_container(cfg.model.encoder) == lm.encoder and cfg.model.encoder.reverse
+    assert (cfg.model.dropout, cfg.model.lr, cfg.data.max_len) == (0.5, 2e-3, 128)  # the run's own settings
+    chosen = configured("model/encoder=awd_lstm", "model.encoder.weight_dropout=0.1", lm=lm).model.encoder
+    assert (chosen.weight_dropout, chosen.hidden_dropout, chosen.hidden_size, chosen.reverse) == (0.1, 0.3, 10, True)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("data.vocab_size=999", "data.vocab_size=999 but the language model lm.ckpt has 50: drop data.vocab_size"),
+        ("data.punctuation=drop", "data.punctuation=drop but the language model lm.ckpt was trained with"),
+        ("model.encoder.hidden_size=64", "model.encoder.hidden_size=64 but the language model lm.ckpt has 10"),
+        ("model.embed_dim=300", "model.embed_dim=300 but the language model lm.ckpt has 12"),
+        ("model/encoder=gru", "model/encoder with model.pretrained: a language model gives the awd_lstm encoder"),
+        ("model.encoder.bidirectional=false", "model.encoder.bidirectional: not a setting of the awd_lstm encoder"),
+        ("model.bigram_buckets=512", "model.bigram_buckets=512 with model.pretrained"),
+        ("+data.tokenizer_json='{}'", "data.tokenizer_json is another vocabulary than the language model"),
+    ],
+)
+def test_settings_that_contradict_the_language_model_are_one_line_errors(override: str, message: str) -> None:
+    with pytest.raises(SeqsentError) as info:
+        configured(override)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_classifier_starts_from_the_language_models_weights() -> None:
+    lm = language_model()
+    cfg = configured(lm=lm)
+    model = instantiate(cfg.model, num_classes=2)
+    fresh = {k: v.clone() for k, v in model.net.state_dict().items()}
+    line = copy_weights(model.net, lm)
+    state = model.net.state_dict()
+    assert lm.weights and all(torch.equal(state[k], v) and not torch.equal(fresh[k], v) for k, v in lm.weights.items())
+    assert torch.equal(state["head.1.weight"], fresh["head.1.weight"])  # the head starts fresh
+    assert f"copied {len(lm.weights)} tensors" in line and "forward language model lm.ckpt" in line
+    assert model.hparams.pretrained == "lm.ckpt"  # a record: loading never reads it
+    reloaded = SequenceClassifier(**{**model.hparams, "pretrained": "/nowhere/lm.ckpt"})
+    reloaded.load_state_dict(model.state_dict())
