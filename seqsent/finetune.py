@@ -28,8 +28,8 @@ from torch import Tensor, nn
 from seqsent.checkpoint import read_checkpoint
 from seqsent.errors import SeqsentError
 from seqsent.models.classifier import PREPROCESSING_KEY
+from seqsent.models.language_model import LM_FORMAT_KEY
 
-LM_FORMAT_KEY = "seqsent_lm_format"  # seqsent.models.language_model's
 ENCODER = "awd_lstm"
 FIXED = ("name", "hidden_size", "num_layers", "output_size", "reverse")  # the encoder settings the LM decides
 CHOSEN = ("weight_dropout", "hidden_dropout", "pooling")  # those the run chooses
