@@ -52,9 +52,9 @@ from torch import Tensor
 from seqsent.checkpoint import label_names, load_classifier, preprocessing_of
 from seqsent.data.batching import Collator, truncate
 from seqsent.data.vocab import UNK, encode, tokenizer_from_json
-from seqsent.errors import SeqsentError, prediction_options, report_errors
+from seqsent.errors import SeqsentError, check_types, prediction_options, report_errors
 from seqsent.models import SequenceClassifier
-from seqsent.predict import read_reviews
+from seqsent.predict import check_device, read_reviews
 from seqsent.utils import atomic_write_text, check_run_dir_free, config_dir, register_resolvers, write_json
 
 register_resolvers()
@@ -256,12 +256,12 @@ def explain(cfg: DictConfig, texts: list[str]) -> list[Explanation]:
     texts = [*texts, *(read_reviews(cfg.file) if cfg.get("file") else [])]
     if not texts:
         raise SeqsentError('give text="a review" (it may repeat) or file=<text file, one review per line>')
+    check_types(explain_texts, {"target": cfg.target, "n_steps": cfg.n_steps})
     batch_size, max_chars = prediction_options(texts, {k: [str(cfg[k])] for k in ("batch_size", "max_chars")})
     out = Path(HydraConfig.get().runtime.output_dir)  # `out`, resolved once (its default has the time in it)
     fix = "leave out= unset (each explanation gets a new directory) or choose an empty one"
     check_run_dir_free(out, "explanation", fix, (HTML_FILE, JSON_FILE))
-    if str(cfg.device).startswith("cuda") and not torch.cuda.is_available():
-        raise SeqsentError("device=cuda but no CUDA GPU is available: use device=cpu")
+    check_device(str(cfg.device))
     model = load_classifier(cfg.ckpt_path, map_location=cfg.device)
     every = max(1, len(texts) // 10)
 
@@ -270,7 +270,12 @@ def explain(cfg: DictConfig, texts: list[str]) -> list[Explanation]:
             print(f"explained {done}/{total} reviews", file=sys.stderr, flush=True)
 
     found = explain_texts(model, texts, cfg.target, cfg.n_steps, batch_size, max_chars, progress)
-    names = class_names(model)
+    write_outputs(found, class_names(model), out, cfg)
+    return found
+
+
+def write_outputs(found: list[Explanation], names: list[str], out: Path, cfg: DictConfig) -> None:
+    """`explain.html` and `explain.json` in `out`, and the summary naming them."""
     about = f"{cfg.ckpt_path}: integrated gradients, {cfg.n_steps} steps, baseline: padding tokens"
     atomic_write_text(out / HTML_FILE, page_html(found, names, about), "out=")
     settings = {"ckpt_path": str(cfg.ckpt_path), "n_steps": cfg.n_steps, "baseline": "padding", "target": cfg.target}
@@ -280,7 +285,6 @@ def explain(cfg: DictConfig, texts: list[str]) -> list[Explanation]:
     if loose:
         print(f"  {loose} review(s) with |delta| over {LOOSE:.0%} of the score difference: raise n_steps={cfg.n_steps}")
     print(f"  {out / HTML_FILE}\n  {out / JSON_FILE}", flush=True)
-    return found
 
 
 def main() -> None:

@@ -119,18 +119,23 @@ def run(argv: list[str]) -> list[float] | list[list[float]]:
         texts += read_reviews(file)
     batch_size, max_chars = prediction_options(texts, args)
     device = args.get("device", ["cpu"])[-1]
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise SeqsentError(f"device={device} is not a device: use device=cpu or device=cuda") from None
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SeqsentError("device=cuda but no CUDA GPU is available: use device=cpu")
+    check_device(device)
     model = load_classifier(args["ckpt_path"][-1], map_location=device)
     probs = predict_texts(model, texts, batch_size, max_chars)
     print(header(model))
     for prob, text in zip(probs, texts):
         print("\t".join([*(f"{p:.4f}" for p in np.atleast_1d(prob)), snippet(text)]))
     return probs
+
+
+def check_device(device: str) -> None:
+    """A one-line error for a `device=` that is not a device, or a CUDA one without a GPU."""
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise SeqsentError(f"device={device} is not a device: use device=cpu or device=cuda") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SeqsentError("device=cuda but no CUDA GPU is available: use device=cpu")
 
 
 def snippet(text: str, width: int = 70) -> str:

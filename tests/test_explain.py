@@ -221,6 +221,8 @@ def test_bad_input_is_a_one_line_error(binary, tmp_path: Path, monkeypatch, caps
         (f"ckpt_path={ckpt}",): 'give text="a review"',
         (f"ckpt_path={ckpt}", "text=Great.", "target=neutral"): "target='neutral': use a class id 0..1",
         (f"ckpt_path={ckpt}", "text=Great.", "n_steps=0"): "n_steps=0: use a whole number >= 1",
+        (f"ckpt_path={ckpt}", "text=Great.", "n_steps=many"): "n_steps='many': use a whole number",
+        (f"ckpt_path={ckpt}", "text=Great.", "device=abacus"): "device=abacus is not a device",
         (f"ckpt_path={ckpt}", f"file={tmp_path / 'none.txt'}"): "review file",
     }
     for args, message in cases.items():
