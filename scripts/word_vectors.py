@@ -1,23 +1,25 @@
-"""Train word vectors (gensim word2vec or fastText) on a dataset's training and unlabeled text, for
+"""Train word vectors (gensim word2vec or fastText) on the language model's text, for
 `python -m seqsent.train model.pretrained_embeddings=FILE`.
 
-    python scripts/word_vectors.py --out vectors/imdb_w2v256.txt                    # IMDB, the default data
-    python scripts/word_vectors.py --out vectors/sst2.txt --dim 256 data=sst2       # data overrides as for training
+    python scripts/word_vectors.py --out vectors/imdb_w2v256.txt                     # IMDB, the default data
+    python scripts/word_vectors.py --out vectors/sst2.txt data=sst2 lm_data.vocab_size=100000
     python -m seqsent.train model.pretrained_embeddings=vectors/imdb_w2v256.txt
 
-The text is the language model's (issue 25): the classifier's training part (its training split less its
+The text is `python -m seqsent.pretrain`'s (`seqsent.data.lm.LanguageModelDataModule`, the same `data=...`,
+`data.*` and `lm_data.*` overrides, and its cache): the classifier's training part (its training split less its
 validation fraction, or all of it when the data has a validation split) and the unlabeled split when the data
 has one (IMDB: 50,000 reviews), less every review whose encoding is one of the classifier's validation or test
-reviews (IMDB's unlabeled split repeats some test reviews). The data settings are the training run's (the same
-`data=...`/`data.*` overrides): the reviews are encoded with the classifier's own vocabulary and tokenizer rules
-(`seqsent.data.vocab`), and the vectors are for its words (`<unk>` tokens are left out of the text). Needs gensim
-(`pip install 'seqsent[wordvectors]'`). Writes the word2vec text format (a new file); gensim's progress goes to
-stderr, a JSON summary to stdout.
+reviews; its held-out documents are read too (they are neither). Words are the classifier's tokenizer rules
+(`seqsent.data.vocab`, `data.punctuation`); the language model's vocabulary (`lm_data.vocab_size`,
+`lm_data.min_frequency`) bounds the words that get vectors, and `<unk>` tokens are left out of the text. Needs
+gensim (`pip install 'seqsent[wordvectors]'`). Writes the word2vec text format (a new file); gensim's progress
+goes to stderr, a JSON summary to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -26,15 +28,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from hydra.utils import instantiate
 
-from seqsent.data.datamodule import TextClassificationDataModule
-from seqsent.data.soft_labels import drop_known, review_keys
-from seqsent.data.sources import UNLABELED, load_splits
-from seqsent.data.vocab import UNK_ID, encode, tokenizer_from_json
+from seqsent.data.lm import Documents, LanguageModelDataModule
+from seqsent.data.vocab import UNK_ID, tokenizer_from_json
 from seqsent.errors import SeqsentError, report_errors
 from seqsent.utils import check_new_output, config_dir, register_resolvers
 
@@ -43,7 +42,7 @@ EXTRA_HINT = "pip install 'seqsent[wordvectors]'"
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("overrides", nargs="*", help="data overrides as for training: data=sst2 data.vocab_size=...")
+    parser.add_argument("overrides", nargs="*", help="data and lm_data overrides as for seqsent.pretrain")
     parser.add_argument("--out", type=Path, required=True, help="the vectors file to write (new), word2vec text format")
     parser.add_argument("--algorithm", choices=("word2vec", "fasttext"), default="word2vec")
     parser.add_argument("--dim", type=int, default=256, help="numbers per vector: the training's model.embed_dim")
@@ -56,66 +55,41 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for override in args.overrides:
-        if not override.lstrip("+~").startswith("data"):
-            parser.error(f"{override!r}: only data settings (data=..., data.*=...) choose the text")
+        if not override.lstrip("+~").startswith(("data", "lm_data.")):
+            parser.error(f"{override!r}: only data=..., data.* and lm_data.* settings choose the text")
     for flag in ("dim", "window", "min_count", "epochs", "negative", "workers"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1")
     return args
 
 
-def data_module(overrides: list[str]) -> TextClassificationDataModule:
-    """The training run's data module for these overrides (conf/train.yaml's `data`), set up."""
+def lm_data_module(overrides: list[str]) -> LanguageModelDataModule:
+    """`seqsent.pretrain`'s text for these overrides (conf/pretrain.yaml's `data` and `lm_data`), set up."""
     register_resolvers()
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = compose("train", overrides=overrides)
+            cfg = compose("pretrain", overrides=overrides)
     except HydraException as err:
         raise SeqsentError(str(err).splitlines()[0]) from None
-    datamodule = instantiate(cfg.data, soft_labels=None)  # the unlabeled reviews come in once, unlabeled
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    return datamodule
-
-
-def flatten(reviews: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Reviews as a flat id array with offsets."""
-    offsets = np.zeros(len(reviews) + 1, dtype=np.int64)
-    np.cumsum([len(r) for r in reviews], out=offsets[1:])
-    return (np.concatenate(reviews) if reviews else np.zeros(0, np.int32)), offsets
-
-
-def lm_text(datamodule: TextClassificationDataModule) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The training part and the unlabeled split, encoded, less the validation and test reviews:
-    (ids, offsets, counts)."""
-    train = datamodule.train_set
-    ids, offsets = flatten([train[i][0] for i in range(len(train))])
-    unlabeled = load_splits(datamodule.source, (), optional=(UNLABELED,)).get(UNLABELED)
-    if unlabeled is not None:
-        extra_ids, extra_offsets = encode(tokenizer_from_json(datamodule.tokenizer_json), unlabeled.texts)
-        ids = np.concatenate([ids, extra_ids.astype(ids.dtype)])
-        offsets = np.concatenate([offsets, extra_offsets[1:] + offsets[-1]])
-    held_out = set().union(*(review_keys(s.ids, s.offsets, s.index) for s in (datamodule.val_set, datamodule.test_set)))
-    ids, offsets, _, dropped = drop_known(ids, offsets, np.zeros(len(offsets) - 1), held_out)
-    counts = {
-        "training_part_reviews": len(train),
-        "unlabeled_reviews": len(unlabeled.texts) if unlabeled is not None else 0,
-        "dropped_as_val_or_test": dropped,
-        "documents": len(offsets) - 1,
-        "tokens": int((ids != UNK_ID).sum()),
-    }
-    return ids, offsets, counts
+    classifier = instantiate(cfg.data, soft_labels=None)  # the unlabeled reviews come in once, unlabeled
+    # windows are never cut here (every document is read whole): the smallest settings pass its checks
+    lm = instantiate(cfg.lm_data, classifier=classifier, batch_size=1, bptt=2)
+    with contextlib.redirect_stdout(sys.stderr):  # its progress lines: stdout is the summary's
+        lm.prepare_data()
+        lm.setup("fit")
+    return lm
 
 
 class Sentences:
-    """The documents as lists of words, `<unk>` left out; iterable again for every gensim pass."""
+    """Documents as lists of words, `<unk>` left out; iterable again for every gensim pass."""
 
-    def __init__(self, ids: np.ndarray, offsets: np.ndarray, words: list[str]):
-        self.ids, self.offsets, self.words = ids, offsets, words
+    def __init__(self, parts: list[Documents], words: list[str]):
+        self.parts, self.words = parts, words
 
     def __iter__(self) -> Iterator[list[str]]:
-        for start, stop in zip(self.offsets[:-1], self.offsets[1:]):
-            yield [self.words[i] for i in self.ids[start:stop].tolist() if i != UNK_ID]
+        for docs in self.parts:
+            for start, stop in zip(docs.offsets[:-1], docs.offsets[1:]):
+                yield [self.words[i] for i in docs.ids[start:stop].tolist() if i != UNK_ID]
 
 
 def train_vectors(sentences: Sentences, args: argparse.Namespace):
@@ -146,18 +120,23 @@ def main(argv: list[str]) -> dict:
     args = parse_args(argv)
     check_new_output(args.out)
     start = time.perf_counter()
-    datamodule = data_module(args.overrides)
-    tok = tokenizer_from_json(datamodule.tokenizer_json)
-    ids, offsets, counts = lm_text(datamodule)
+    lm = lm_data_module(args.overrides)
+    parts = [lm.documents["train"], lm.documents["heldout"]]
+    counts = {
+        "documents": sum(len(docs) for docs in parts),
+        "tokens": sum(int((docs.ids != UNK_ID).sum()) for docs in parts),  # words read, <unk> left out
+        **{k: lm.stats[k] for k in ("classifier_train_documents", "unlabeled_documents", "duplicates_dropped")},
+    }
     print(
-        f"text: {counts['documents']} documents ({counts['training_part_reviews']} of the training part, "
-        f"{counts['unlabeled_reviews']} unlabeled, {counts['dropped_as_val_or_test']} dropped as validation/test "
-        f"reviews), {counts['tokens']} tokens; training {args.algorithm}...",
+        f"text: {counts['documents']} documents ({counts['classifier_train_documents']} of the classifier's training "
+        f"part, {counts['unlabeled_documents']} unlabeled, {counts['duplicates_dropped']} dropped as its validation or "
+        f"test reviews), {counts['tokens']} words; training {args.algorithm}...",
         file=sys.stderr,
         flush=True,
     )
+    tok = tokenizer_from_json(lm.tokenizer_json)
     words = [tok.id_to_token(i) for i in range(tok.get_vocab_size())]
-    vectors = train_vectors(Sentences(ids, offsets, words), args)
+    vectors = train_vectors(Sentences(parts, words), args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.{os.getpid()}.tmp")
     try:
@@ -167,12 +146,12 @@ def main(argv: list[str]) -> dict:
         tmp.unlink(missing_ok=True)
     summary = {
         "out": str(args.out),
-        "data": str(datamodule.path),
+        "data": str(lm.classifier.path),
         "algorithm": args.algorithm,
         "dim": args.dim,
         "settings": {k: getattr(args, k) for k in ("window", "min_count", "epochs", "cbow", "negative", "seed")},
         **counts,
-        "vocabulary_words": tok.get_vocab_size() - 2,  # less <pad> and <unk>
+        "vocabulary_words": tok.get_vocab_size() - 3,  # less <pad>, <unk> and <eos>
         "vectors": len(vectors.index_to_key),
         "seconds": round(time.perf_counter() - start, 1),
     }

@@ -156,24 +156,26 @@ def test_seqsent_train_refuses_a_missing_vectors_file_before_the_data(tmp_path: 
     assert not (tmp_path / "cache").exists()
 
 
-def test_the_script_trains_vectors_on_training_and_unlabeled_text_without_test_reviews(tmp_path: Path) -> None:
+def test_the_script_trains_vectors_on_the_language_models_text_without_test_reviews(tmp_path: Path) -> None:
     pytest.importorskip("gensim")
     data = tmp_path / "imdb"
     data.mkdir()
-    train, test = make_reviews(60, 0), make_reviews(20, 1)
+    train, (test_texts, test_labels) = make_reviews(60, 0), make_reviews(20, 1)
+    test = ([f"kangaroo {t}" for t in test_texts], test_labels)  # a word only the test reviews have
     unlabeled = [f"an unlabeled review about the zebra number {i}" for i in range(10)] + test[0][:3]
     for split, (texts, labels) in {"train": train, "test": test, "unsupervised": (unlabeled, [-1] * 13)}.items():
         table = pa.table({"text": texts, "label": pa.array(labels, pa.int64())})
         pq.write_table(table, data / f"{split}-00000-of-00001.parquet")
     out = tmp_path / "vectors" / "w2v.txt"
-    args = ["--out", str(out), "--dim", "4", "--epochs", "1", "--workers", "1", "--min-count", "1"]
-    proc = run_script(SCRIPT, *args, f"data.path={data}", "data.vocab_size=400", cwd=tmp_path)
+    args = ["--out", str(out), "--dim", "4", "--epochs", "1", "--workers", "1"]
+    proc = run_script(SCRIPT, *args, f"data.path={data}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
-    assert summary["unlabeled_reviews"] == 13 and summary["dropped_as_val_or_test"] == 3
-    assert summary["documents"] == 48 + 10  # the training part (val_fraction 0.2) and 10 unlabeled reviews
-    # the classifier's vocabulary (built on the training part): its words get vectors, "zebra" is <unk>
-    found = read_vectors(out, {"zebra", "great", "the", "<unk>", "<pad>"})
-    assert found.dim == 4 and set(found.vectors) == {"great", "the"}
+    assert summary["classifier_train_documents"] == 48 and summary["unlabeled_documents"] == 13  # val_fraction 0.2
+    assert summary["duplicates_dropped"] == 3 and summary["documents"] == 48 + 10
+    found = read_vectors(out, {"zebra", "great", "the", "kangaroo", "<unk>", "<pad>", "<eos>"})
+    assert found.dim == 4 and set(found.vectors) == {"zebra", "great", "the"}
     again = run_script(SCRIPT, *args, cwd=tmp_path)
     assert again.returncode == 2 and f"error: {out} exists" in again.stderr
+    wrong = run_script(SCRIPT, "--out", str(tmp_path / "other.txt"), "model.lr=1", cwd=tmp_path)
+    assert wrong.returncode == 2 and "only data=..., data.* and lm_data.* settings choose the text" in wrong.stderr
