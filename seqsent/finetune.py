@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor, nn
 
-from seqsent.checkpoint import read_checkpoint
+from seqsent.checkpoint import missing, read_checkpoint
 from seqsent.errors import SeqsentError
 from seqsent.models.classifier import PREPROCESSING_KEY
 from seqsent.models.language_model import LM_FORMAT_KEY
@@ -55,6 +55,11 @@ class LanguageModelCheckpoint:
 def read_language_model(path: str | Path) -> LanguageModelCheckpoint:
     """The language model checkpoint at `path`; a one-line `SeqsentError` for anything else (a classifier's
     checkpoint included)."""
+    if not Path(path).expanduser().is_file():
+        raise SeqsentError(
+            f"model.pretrained: checkpoint {missing(path)}: pass a language model checkpoint written by python -m "
+            "seqsent.pretrain (<its run dir>/checkpoints/<name>.ckpt)"
+        )
     ckpt = read_checkpoint(path)
     if LM_FORMAT_KEY not in ckpt:  # read_checkpoint checked the format of either kind
         raise SeqsentError(
