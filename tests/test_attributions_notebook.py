@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def test_committed_notebook_has_no_outputs() -> None:
     assert code and all(c["outputs"] == [] and c["execution_count"] is None for c in code)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("captum") is None, reason="needs captum: pip install 'seqsent[explain]'")
 def test_notebook_runs_on_two_checkpoints(checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import nbformat
     from nbclient import NotebookClient

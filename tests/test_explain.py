@@ -4,6 +4,7 @@ the command line as HTML and JSON (one-line errors for bad input)."""
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import sys
@@ -23,6 +24,9 @@ from seqsent.models import ENCODERS, SequenceClassifier
 from seqsent.models.classifier import FORMAT, FORMAT_KEY, PREPROCESSING_KEY
 from seqsent.predict import predict_texts
 
+needs_captum = pytest.mark.skipif(
+    importlib.util.find_spec("captum") is None, reason="needs captum: pip install 'seqsent[explain]'"
+)
 MAX_LEN = 64
 CUES = set(POSITIVE + NEGATIVE)
 RECURRENT = {"hidden_size": 16, "bidirectional": True, "pooling": "max"}  # the default recipe's shape, small
@@ -89,6 +93,7 @@ def scores(model: SequenceClassifier, text: str, target: int) -> tuple[float, fl
     return float(review[target]), float(baseline[target])
 
 
+@needs_captum
 def test_attributions_sum_to_the_score_difference_from_the_baseline(binary: SequenceClassifier) -> None:
     reviews = cue_reviews(10, seed=1)
     for target in (None, 0):
@@ -103,6 +108,7 @@ def test_attributions_sum_to_the_score_difference_from_the_baseline(binary: Sequ
             assert found.delta == pytest.approx(sum(found.attributions) - difference, abs=1e-4)
 
 
+@needs_captum
 def test_cue_words_get_the_largest_attributions(binary: SequenceClassifier) -> None:
     found = explain.explain_texts(binary, cue_reviews(20, seed=1), n_steps=100)
     first_two = [{e.tokens[i] for i in np.argsort(np.abs(e.attributions))[-2:]} for e in found]
@@ -130,6 +136,7 @@ CASES = {  # id: (encoder settings, network settings, classes)
 }
 
 
+@needs_captum
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_every_encoder_is_explained_completely(case: str) -> None:
     encoder, settings, classes = CASES[case]
@@ -158,6 +165,7 @@ def topic_reviews(n: int, seed: int) -> tuple[list[str], list[int]]:
     return [" ".join(rng.permutation(t.split())) for t in texts], [i % 3 for i in range(n)]
 
 
+@needs_captum
 def test_a_multiclass_model_puts_its_topic_word_first() -> None:
     texts, labels = topic_reviews(600, seed=0)
     model = trained(texts, labels, list(TOPICS), {"name": "gru", **RECURRENT}, steps=150)
@@ -190,6 +198,7 @@ def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     return capsys.readouterr().err
 
 
+@needs_captum
 def test_command_line_writes_the_html_page_and_json(binary, tmp_path: Path, monkeypatch, capsys) -> None:
     ckpt = save(binary, tmp_path / "model.ckpt")
     (tmp_path / "reviews.txt").write_text("\n".join(cue_reviews(3, seed=2)) + "\n")
