@@ -45,7 +45,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tokenizers import Tokenizer
 from torch import Tensor
 
@@ -60,6 +60,7 @@ from seqsent.utils import atomic_write_text, check_run_dir_free, config_dir, reg
 register_resolvers()
 HTML_FILE, JSON_FILE = "explain.html", "explain.json"
 TEXT_ARG = "text="
+USAGE = 'python -m seqsent.explain ckpt_path=RUN/checkpoints/last.ckpt text="a review" | file=reviews.txt'
 LOOSE = 0.05  # a |delta| over this share of |score - baseline_score| is named in the summary
 
 
@@ -253,9 +254,11 @@ def split_texts(argv: list[str]) -> tuple[list[str], list[str]]:
 @report_errors
 def explain(cfg: DictConfig, texts: list[str]) -> list[Explanation]:
     """Attribute `texts` and the reviews of `cfg.file` with `cfg.ckpt_path`'s model; write the HTML page and JSON."""
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise SeqsentError(f"no checkpoint given: {USAGE}")
     texts = [*texts, *(read_reviews(cfg.file) if cfg.get("file") else [])]
     if not texts:
-        raise SeqsentError('give text="a review" (it may repeat) or file=<text file, one review per line>')
+        raise SeqsentError(f"no review given: {USAGE} (text= may repeat)")
     check_types(explain_texts, {"target": cfg.target, "n_steps": cfg.n_steps})
     batch_size, max_chars = prediction_options(texts, {k: [str(cfg[k])] for k in ("batch_size", "max_chars")})
     out = Path(HydraConfig.get().runtime.output_dir)  # `out`, resolved once (its default has the time in it)

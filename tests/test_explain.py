@@ -227,7 +227,8 @@ def test_bad_input_is_a_one_line_error(binary, tmp_path: Path, monkeypatch, caps
     cases = {
         ("ckpt_path=missing.ckpt", "text=Great."): "checkpoint missing.ckpt does not exist",
         (f"ckpt_path={ckpt}", "text=  "): "text= is empty",
-        (f"ckpt_path={ckpt}",): 'give text="a review"',
+        (f"ckpt_path={ckpt}",): "no review given: python -m seqsent.explain ckpt_path=",
+        ("text=Great.",): "no checkpoint given: python -m seqsent.explain ckpt_path=",
         (f"ckpt_path={ckpt}", "text=Great.", "target=neutral"): "target='neutral': use a class id 0..1",
         (f"ckpt_path={ckpt}", "text=Great.", "n_steps=0"): "n_steps=0: use a whole number >= 1",
         (f"ckpt_path={ckpt}", "text=Great.", "n_steps=many"): "n_steps='many': use a whole number",
