@@ -26,7 +26,8 @@ model's score for class c is its logit; a two-class model has one logit z, the l
 so class 1 is explained with z and class 0 with -z.
 Completeness: the attributions sum to score(review) - score(baseline) up to the integral's error,
 reported per review as `delta` (Gauss-Legendre quadrature with `n_steps` points; raise it when
-|delta| is not small against the difference).
+|delta| is not small against the difference: the summary counts those reviews; where a score changes
+abruptly along the path, as a plain RNN's can, delta shrinks slowly).
 `batch_size=` interpolation points per forward/backward pass (Captum's `internal_batch_size`),
 `max_chars=` (reviews cut before tokenizing), `device=` (cpu|cuda). On a GPU the gradients are taken
 with cuDNN switched off (`torch.backends.cudnn.flags(enabled=False)`): cuDNN's RNN backward runs only
