@@ -14,6 +14,7 @@ from seqsent.data.batching import SIDES
 from seqsent.data.vocab import tokenizer_from_json
 from seqsent.errors import SeqsentError
 from seqsent.models.classifier import PREPROCESSING_KEY, SequenceClassifier, check_format
+from seqsent.models.language_model import LM_FORMAT_KEY, check_lm_format
 
 FIX = "pass a .ckpt written by seqsent.train"
 
@@ -27,7 +28,8 @@ def missing(path: str | Path) -> str:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint dict on CPU with `weights_only=True` (tensors and plain types only)."""
+    """Load a checkpoint dict on CPU with `weights_only=True` (tensors and plain types only): a classifier's
+    (`seqsent.train`) or a language model's (`seqsent.pretrain`), each checked to be of this seqsent's layout."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise SeqsentError(f"checkpoint {missing(path)}: pass ckpt_path=<run dir>/checkpoints/<name>.ckpt")
@@ -45,7 +47,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     for key in ("state_dict", "hyper_parameters"):
         if not isinstance(ckpt[key], dict):
             raise SeqsentError(f"{file} is damaged: its {key} is a {type(ckpt[key]).__name__}, not a mapping: {FIX}")
-    check_format(ckpt, file)
+    (check_lm_format if LM_FORMAT_KEY in ckpt else check_format)(ckpt, file)
     return ckpt
 
 
@@ -70,6 +72,11 @@ def existing_checkpoints(paths: list[str]) -> list[Path]:
 def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> SequenceClassifier:
     """A `SequenceClassifier` with the checkpoint's weights and text preprocessing, in eval mode."""
     ckpt = read_checkpoint(path)
+    if LM_FORMAT_KEY in ckpt:
+        raise SeqsentError(
+            f"{path} is a language model (seqsent.pretrain), not a classifier: fine-tune one from it with "
+            f"python -m seqsent.train model.pretrained={path}"
+        )
     accepted = inspect.signature(SequenceClassifier.__init__).parameters
     hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k in accepted}
     try:

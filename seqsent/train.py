@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -87,10 +88,22 @@ def check_trains(trainer_cfg: DictConfig) -> None:
             raise SeqsentError(f"trainer.{key}=0 trains nothing (the test would score an untrained model): use >= 1")
 
 
-def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
+def setting_changes(cfg: DictConfig, ckpt: dict) -> list[str]:
+    """The model and data settings configured otherwise than the checkpoint's run had them (data settings
+    that only change speed may differ: `SPEED_ONLY_DATA`)."""
+    data = ckpt.get(DATA_KEY) if isinstance(ckpt.get(DATA_KEY), dict) else {}
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    from_data = ("num_classes",) if model.get("num_classes") is None else ()  # the data's: checked when it loads
+    differ = differing("model", model, ckpt["hyper_parameters"], from_data)
+    return differ + differing("data", OmegaConf.to_container(cfg.data, resolve=True), data, SPEED_ONLY_DATA)
+
+
+def resolve_resume(
+    cfg: DictConfig, run_dir: Path, changes: Callable[[DictConfig, dict], list[str]] = setting_changes
+) -> str | None:
     """The checkpoint to resume from (`last` means this run dir's last.ckpt), checked to be a
-    readable seqsent checkpoint of an unfinished run whose model and data settings are the
-    configured ones (data settings that only change speed may differ: `SPEED_ONLY_DATA`)."""
+    readable seqsent checkpoint of an unfinished run whose settings are the configured ones
+    (`changes` lists those that differ: `setting_changes` for a classifier)."""
     ckpt_path = cfg.get("ckpt_path")
     if not ckpt_path:
         return None
@@ -98,11 +111,7 @@ def resolve_resume(cfg: DictConfig, run_dir: Path) -> str | None:
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
     ckpt = read_checkpoint(ckpt_path)
     check_unfinished(ckpt, cfg, ckpt_path)
-    data = ckpt.get(DATA_KEY) if isinstance(ckpt.get(DATA_KEY), dict) else {}
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    from_data = ("num_classes",) if model.get("num_classes") is None else ()  # the data's: checked when it loads
-    differ = differing("model", model, ckpt["hyper_parameters"], from_data)
-    differ += differing("data", OmegaConf.to_container(cfg.data, resolve=True), data, SPEED_ONLY_DATA)
+    differ = changes(cfg, ckpt)
     if differ:
         raise SeqsentError(
             f"{ckpt_path} was trained with other settings: {', '.join(differ[:4])}: "
@@ -212,20 +221,13 @@ def check_launch(trainer: L.Trainer) -> None:
 def train(cfg: DictConfig) -> dict:
     """Fit, test the best checkpoint, write `metrics.json`; returns the metrics."""
     keep_freed_memory()
-    check_types(L.seed_everything, {"seed": cfg.seed})
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    first = rank_zero_only.rank == 0  # DDP ranks > 0 share rank 0's run dir, which it may have filled already
-    check_trains(cfg.trainer)
-    if first:
-        check_run_dir(run_dir, cfg.get("ckpt_path"))
+    run_dir, first = begin_run(cfg)
     lm = prepare(cfg)  # model.pretrained: the language model's vocabulary and sizes into cfg
     ckpt_path = resolve_resume(cfg, run_dir)
     vectors = None if ckpt_path else cfg.model.get("pretrained_embeddings")  # resuming: the checkpoint holds them
     if vectors:
         vectors_file(vectors)  # a missing file is refused before the data is prepared
-    if first and not ckpt_path:  # a resumed run records itself once it trains (`record_start`)
-        write_record(cfg)
-        clear_recorded_failure(run_dir)
+    record_run(cfg, run_dir, first, ckpt_path)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     check_model(cfg.model)
@@ -238,6 +240,55 @@ def train(cfg: DictConfig) -> dict:
     coverage = load_for_data(model.net.embedding, vectors, datamodule) if vectors else None
     if coverage and first:
         print(coverage.summary(), flush=True)
+    trainer, loggers, train_seconds = fit_run(cfg, model, datamodule, run_dir, ckpt_path, first)
+    metrics: dict = {
+        "val/acc_best": float(trainer.callback_metrics.get("val/acc_best", float("nan"))),
+        **run_metrics(trainer, model, datamodule, cfg, run_dir, train_seconds),
+        **(coverage.metrics() if coverage else {}),
+    }
+    if getattr(datamodule, "soft_labels", None):
+        metrics["train_reviews"] = len(datamodule.train_set)
+        metrics["soft_labeled_reviews"] = datamodule.soft_added
+        metrics["soft_labels"] = str(datamodule.soft_labels)
+    if cfg.get("test"):
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=metrics["best_ckpt"], verbose=False)
+        metrics.update({k: float(v) for k, v in results[0].items()})
+    finish_run(trainer, loggers, metrics, run_dir, lambda hints: summary(metrics, run_dir, hints))
+    return metrics
+
+
+def begin_run(cfg: DictConfig) -> tuple[Path, bool]:
+    """The checks a fitting run makes first: the seed's type, limits that train something and, on the
+    first process, a run dir that holds no other run. Returns the run dir and whether this is the first
+    (rank-zero) process."""
+    check_types(L.seed_everything, {"seed": cfg.seed})
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    first = rank_zero_only.rank == 0  # DDP ranks > 0 share rank 0's run dir, which it may have filled already
+    check_trains(cfg.trainer)
+    if first:
+        check_run_dir(run_dir, cfg.get("ckpt_path"))
+    return run_dir, first
+
+
+def record_run(cfg: DictConfig, run_dir: Path, first: bool, ckpt_path: str | None) -> None:
+    """A new run's command record (a resumed run records itself once it trains: `record_start`)."""
+    if first and not ckpt_path:
+        write_record(cfg)
+        clear_recorded_failure(run_dir)
+
+
+def fit_run(
+    cfg: DictConfig,
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    run_dir: Path,
+    ckpt_path: str | None,
+    first: bool,
+    section: str = "model",
+) -> tuple[L.Trainer, list[Logger], float]:
+    """Fit `model` with the config's callbacks, loggers and trainer, resuming `ckpt_path`; returns the trainer,
+    the loggers and the fit's seconds. A non-finite loss or gradient is a one-line error naming `<section>.lr`;
+    SIGTERM and Ctrl+C end the process with 128 + the signal, saying how to resume."""
     callbacks = instantiate_group(cfg.get("callbacks"))
     tags = run_tags(cfg)
     loggers = build_loggers(cfg.get("logger"), tags)
@@ -253,7 +304,7 @@ def train(cfg: DictConfig) -> dict:
     except FloatingPointError as err:
         last = run_dir / "checkpoints" / "last.ckpt"
         kept = f"last good checkpoint kept: {last}" if last.is_file() else "no checkpoint was written yet"
-        raise SeqsentError(f"{err}: lower model.lr or set trainer.gradient_clip_val; {kept}") from None
+        raise SeqsentError(f"{err}: lower {section}.lr or set trainer.gradient_clip_val; {kept}") from None
     except SeqsentError:
         if ckpt_path and not start_record.done:  # a refused resume leaves nothing in the run it tried to continue
             drop_own_events(loggers)
@@ -263,19 +314,28 @@ def train(cfg: DictConfig) -> dict:
             raise
         raise SystemExit(interrupted(stop, run_dir / "checkpoints" / "last.ckpt", first)) from None
     train_seconds = time.perf_counter() - start
+    return trainer, loggers, train_seconds
 
+
+def run_metrics(
+    trainer: L.Trainer,
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    cfg: DictConfig,
+    run_dir: Path,
+    train_seconds: float,
+) -> dict:
+    """What every run's `metrics.json` records: epochs, steps, seconds, checkpoints, parameters, and when
+    known the debug preset, each epoch's seconds and the data preparation's."""
     checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
-    best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
     metrics: dict = {
-        "val/acc_best": float(trainer.callback_metrics.get("val/acc_best", float("nan"))),
         "epochs": trainer.current_epoch,
         "global_steps": trainer.global_step,
         "train_seconds": round(train_seconds, 2),
-        "best_ckpt": best,
+        "best_ckpt": checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None,
         "last_ckpt": checkpoint.last_model_path if checkpoint and checkpoint.last_model_path else None,
         "run_dir": str(run_dir),
         "num_parameters": sum(p.numel() for p in model.parameters()),
-        **(coverage.metrics() if coverage else {}),
     }
     if cfg.get("debug"):  # debug=...: seqsent.compare labels the run apart from real ones
         metrics["debug"] = str(cfg.debug.get("name"))
@@ -284,21 +344,21 @@ def train(cfg: DictConfig) -> dict:
         metrics["epoch_seconds"] = [round(s, 2) for s in timer.epoch_seconds]
     if datamodule.prep_seconds is not None:
         metrics["prep_seconds"] = round(datamodule.prep_seconds, 2)
-    if getattr(datamodule, "soft_labels", None):
-        metrics["train_reviews"] = len(datamodule.train_set)
-        metrics["soft_labeled_reviews"] = datamodule.soft_added
-        metrics["soft_labels"] = str(datamodule.soft_labels)
-    if cfg.get("test"):
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-        metrics.update({k: float(v) for k, v in results[0].items()})
+    return metrics
+
+
+def finish_run(
+    trainer: L.Trainer, loggers: list[Logger], metrics: dict, run_dir: Path, text: Callable[[list[str]], str]
+) -> None:
+    """Log the training seconds, close the loggers and (rank zero) write `metrics.json` and print `text` of
+    the loggers' hints."""
     for logger in loggers:
-        logger.log_metrics({"time/train_seconds": train_seconds}, step=trainer.global_step)
+        logger.log_metrics({"time/train_seconds": metrics["train_seconds"]}, step=trainer.global_step)
     hints = logger_hints(loggers)  # before a W&B run is finished
     finalize_loggers(loggers)
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
-        print(summary(metrics, run_dir, hints), flush=True)
-    return metrics
+        print(text(hints), flush=True)
 
 
 def interrupted(stop: SystemExit, last: Path, report: bool) -> int:
@@ -330,8 +390,14 @@ def record_start(cfg: DictConfig, loggers: list[Logger], tags: dict[str, str], r
         clear_recorded_failure(run_dir)
 
 
-def summary(metrics: dict, run_dir: Path, hints: list[str]) -> str:
-    shown = ("test/acc", "test/f1", "test/auroc", "test/loss", "val/acc_best")
+def summary(
+    metrics: dict,
+    run_dir: Path,
+    hints: list[str],
+    shown: tuple[str, ...] = ("test/acc", "test/f1", "test/auroc", "test/loss", "val/acc_best"),
+    notes: tuple[str, ...] | list[str] = (),
+) -> str:
+    """The final lines: the `shown` metrics, epochs, time and size, `notes`, the checkpoint, the files."""
     debug = f" (a debug run: debug={metrics['debug']})" if "debug" in metrics else ""
     lines = ["", f"== seqsent run finished =={debug}"]
     lines.append("  " + "  ".join(f"{k} {metrics[k]:.4f}" for k in shown if k in metrics))
@@ -343,6 +409,7 @@ def summary(metrics: dict, run_dir: Path, hints: list[str]) -> str:
             f"  trained on {metrics['train_reviews']:,} reviews, {metrics['soft_labeled_reviews']:,} of them "
             f"soft-labeled ({metrics['soft_labels']})"
         )
+    lines += [f"  {note}" for note in notes]
     lines.append(f"  best checkpoint: {metrics['best_ckpt']}")
     lines.append(f"  metrics: {run_dir / 'metrics.json'}")
     lines += [f"  {hint}" for hint in hints]  # each logger's files and how to look at them

@@ -147,6 +147,8 @@ def check_settings(values: dict[str, Any]) -> None:
     v = values
     if v["vocab_size"] < 3 or v["embed_dim"] < 1:
         raise SettingError(f"lm.vocab_size={v['vocab_size']}, lm.embed_dim={v['embed_dim']}: use >= 3 and >= 1")
+    if v["hidden_size"] < 1 or v["num_layers"] < 1:
+        raise SettingError(f"lm.hidden_size={v['hidden_size']}, lm.num_layers={v['num_layers']}: use >= 1")
     for name in ("embed_dropout", "input_dropout", "hidden_dropout", "weight_dropout", "output_dropout"):
         if not 0.0 <= v[name] < 1.0:
             raise SettingError(f"lm.{name}={v[name]}: use a probability in [0, 1)")
@@ -273,13 +275,18 @@ class LanguageModel(L.LightningModule):
         raw, dropped, finals = self.net.features(inputs, fit_state(state, inputs.size(0), inputs.device))
         return self.net.nll(dropped, batch["targets"]), raw, dropped, detached(finals)
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        nll, raw, dropped, self._train_state = self._window(batch, None if batch_idx == 0 else self._train_state)
+    def training_loss(self, batch: dict[str, Tensor], state: list[State] | None) -> tuple[Tensor, Tensor, list[State]]:
+        """One training window from the carried `state`: the loss (NLL, AR and TAR), the NLL, the final state."""
+        nll, raw, dropped, finals = self._window(batch, state)
         loss = nll
         if self.hparams.ar_alpha:
             loss = loss + self.hparams.ar_alpha * dropped.pow(2).mean()
         if self.hparams.tar_beta and raw.size(1) > 1:
             loss = loss + self.hparams.tar_beta * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+        return loss, nll, finals
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, nll, self._train_state = self.training_loss(batch, None if batch_idx == 0 else self._train_state)
         self._note_nonfinite(0, loss.detach())
         tokens = batch["targets"].numel()
         self.tokens_trained += tokens
