@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
+from helpers import run_module
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger
@@ -19,10 +20,18 @@ from omegaconf import DictConfig, OmegaConf
 from test_configs import composed
 
 from seqsent.callbacks import GradualUnfreezing
+from seqsent.checkpoint import load_classifier
 from seqsent.data import SyntheticDataModule
 from seqsent.data.vocab import new_tokenizer
 from seqsent.errors import SeqsentError, SettingError
-from seqsent.finetune import LanguageModelCheckpoint, configure, copy_weights, override_keys
+from seqsent.finetune import (
+    LanguageModelCheckpoint,
+    configure,
+    copy_weights,
+    override_keys,
+    prepare,
+    read_language_model,
+)
 from seqsent.models import SequenceClassifier, TextClassifierNet
 from seqsent.models.classifier import SlantedTriangular
 
@@ -224,3 +233,99 @@ def test_the_classifier_starts_from_the_language_models_weights() -> None:
     assert model.hparams.pretrained == "lm.ckpt"  # a record: loading never reads it
     reloaded = SequenceClassifier(**{**model.hparams, "pretrained": "/nowhere/lm.ckpt"})
     reloaded.load_state_dict(model.state_dict())
+
+
+# -- python -m seqsent.pretrain, then python -m seqsent.train model.pretrained=<its checkpoint> ------------------
+
+TINY_LM = ["lm.embed_dim=16", "lm.hidden_size=24", "lm.num_layers=2", "lm_data.batch_size=16"]
+# head alone in epoch 1 (3 steps), the top LSTM layer from epoch 2 on; the schedule may stretch on resume
+FINE_TUNE = ["data=synthetic", "trainer.limit_train_batches=3", "callbacks=gradual_unfreezing",
+             "model.lr_decay=2.6", "model.scheduler=cosine", "model.lr=1e-2"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A tiny language model (seqsent.pretrain on data=synthetic), a classifier fine-tuned from it for one epoch
+    and then resumed for a second; their paths and outputs."""
+    root = tmp_path_factory.mktemp("pretrained")
+    env = {"SEQSENT_CACHE_DIR": str(root / "cache")}
+    lm = run_module("seqsent.pretrain", "data=synthetic", "trainer.max_epochs=1", *TINY_LM,
+                    f"hydra.run.dir={root / 'lm'}", env=env)  # fmt: skip
+    assert lm.returncode == 0, lm.stderr[-3000:]
+    ckpt = root / "lm" / "checkpoints" / "last.ckpt"
+    run = root / "run"
+    args = [*FINE_TUNE, f"model.pretrained={ckpt}", f"hydra.run.dir={run}"]
+    first = run_module("seqsent.train", *args, "trainer.max_epochs=1", env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    epoch1 = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    resumed = run_module("seqsent.train", *args, "trainer.max_epochs=2", "ckpt_path=last", env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return {"lm": ckpt, "run": run, "env": env, "first": first.stdout, "resumed": resumed.stdout, "epoch1": epoch1}
+
+
+def test_fine_tuning_starts_from_the_language_models_weights(pretrained: dict[str, Any]) -> None:
+    """The classifier as built (before any training) holds the language model's embedding and LSTM weights."""
+    lm = read_language_model(pretrained["lm"])
+    cfg = configured(lm=lm)
+    torch.manual_seed(0)
+    model = instantiate(cfg.model, num_classes=2)
+    fresh = {k: v.clone() for k, v in model.net.state_dict().items()}
+    copy_weights(model.net, lm)
+    lm_state = torch.load(pretrained["lm"], weights_only=True)["state_dict"]
+    for key, value in model.net.state_dict().items():
+        if key.startswith(("embedding.", "encoder.")):
+            assert torch.equal(value, lm_state[f"net.{key}"]) and not torch.equal(value, fresh[key]), key
+    assert "model.pretrained: copied 9 tensors" in pretrained["first"]  # the embedding and 2 x 4 LSTM tensors
+
+
+def test_fine_tuned_run_trains_groups_as_unfrozen_and_resumes(pretrained: dict[str, Any]) -> None:
+    """Epoch 1 trains the head alone: the run's embedding and LSTM are the language model's exactly. The resumed
+    second epoch (no copying again) also trains the top LSTM layer, and nothing below it."""
+    lm = {k.removeprefix("net."): v for k, v in torch.load(pretrained["lm"], weights_only=True)["state_dict"].items()}
+    epoch1 = {k.removeprefix("net."): v for k, v in pretrained["epoch1"].items()}
+    last = torch.load(pretrained["run"] / "checkpoints" / "last.ckpt", weights_only=True)
+    epoch2 = {k.removeprefix("net."): v for k, v in last["state_dict"].items()}
+    copied = [k for k in lm if k.startswith(("embedding.", "encoder."))]
+    assert all(torch.equal(epoch1[k], lm[k]) for k in copied)
+    assert not torch.equal(epoch2["encoder.layers.1.weight_hh_l0"], lm["encoder.layers.1.weight_hh_l0"])
+    assert all(torch.equal(epoch2[k], lm[k]) for k in copied if not k.startswith("encoder.layers.1."))
+    assert "copied" not in pretrained["resumed"] and last["epoch"] == 2
+    assert last["hyper_parameters"]["pretrained"] == str(pretrained["lm"])  # a record only: see the next test
+
+
+def test_fine_tuned_checkpoint_loads_without_the_language_model(pretrained: dict[str, Any], tmp_path: Path) -> None:
+    moved = tmp_path / "lm.ckpt"
+    pretrained["lm"].rename(moved)
+    try:
+        model = load_classifier(pretrained["run"] / "checkpoints" / "last.ckpt")
+    finally:
+        moved.rename(pretrained["lm"])
+    assert model.hparams.encoder["name"] == "awd_lstm" and model.preprocessing["tokenizer_json"]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["data.vocab_size=5000"], "data.vocab_size=5000 but the language model"),
+        (["data.punctuation=drop"], "data.punctuation=drop but the language model"),
+        (["model.encoder.hidden_size=64"], "model.encoder.hidden_size=64 but the language model"),
+    ],
+)
+def test_a_mismatch_with_the_language_model_is_a_one_line_error(
+    pretrained: dict[str, Any], args: list[str], message: str
+) -> None:
+    proc = run_module("seqsent.train", "data=synthetic", f"model.pretrained={pretrained['lm']}", *args,
+                      env=pretrained["env"])  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert message in proc.stderr
+
+
+def test_a_classifier_checkpoint_is_no_language_model(pretrained: dict[str, Any]) -> None:
+    classifier = pretrained["run"] / "checkpoints" / "last.ckpt"
+    with pytest.raises(SeqsentError, match="is a classifier checkpoint .*python -m seqsent.pretrain"):
+        read_language_model(classifier)
+    with pytest.raises(SeqsentError, match="model.pretrained: checkpoint .*nowhere.ckpt does not exist: pass a lang"):
+        read_language_model(classifier.parent / "nowhere.ckpt")
+    cfg = composed("train", ["experiment=ulmfit_imdb", "hydra.runtime.output_dir=/tmp/unused"])
+    with pytest.raises(SeqsentError, match=r"model.pretrained=required: .* pass model.pretrained="):
+        prepare(cfg)
