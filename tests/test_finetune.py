@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from helpers import run_module
+from helpers import run_module, write_topics
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger
@@ -329,3 +329,16 @@ def test_a_classifier_checkpoint_is_no_language_model(pretrained: dict[str, Any]
     cfg = composed("train", ["experiment=ulmfit_imdb", "hydra.runtime.output_dir=/tmp/unused"])
     with pytest.raises(SeqsentError, match=r"model.pretrained=required: .* pass model.pretrained="):
         prepare(cfg)
+
+
+def test_a_language_model_fine_tunes_into_a_multi_class_classifier(pretrained: dict[str, Any], tmp_path: Path) -> None:
+    """Another dataset than the language model's (as an IMDB model fine-tuned on TREC-6): its vocabulary, 3 classes."""
+    write_topics(tmp_path / "topics", columns=("text", "label"))
+    run = tmp_path / "run"
+    data = [f"data.path={tmp_path / 'topics'}", "data.num_classes=null"]
+    args = [*data, "trainer.max_epochs=1", f"model.pretrained={pretrained['lm']}", f"hydra.run.dir={run}"]
+    proc = run_module("seqsent.train", *args, env=pretrained["env"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = load_classifier(run / "checkpoints" / "last.ckpt")
+    vocabulary = read_language_model(pretrained["lm"]).tokenizer_json
+    assert model.hparams.num_classes == 3 and model.preprocessing["tokenizer_json"] == vocabulary
