@@ -3,6 +3,7 @@ regularizes with AR/TAR, and its checkpoints load with `weights_only=True`."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
+from helpers import run_script
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader
@@ -194,3 +196,13 @@ def test_bad_settings_are_one_line_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(SettingError, match=message) as info:
         LanguageModel(**{**TINY, **kwargs})
     assert "\n" not in str(info.value)
+
+
+def test_the_throughput_benchmark_times_both_loops_on_the_same_model() -> None:
+    script = Path(__file__).parents[1] / "benchmarks" / "lm_throughput.py"
+    args = ["--vocab-size", "300", "--cutoffs", "50", "--embed-dim", "16", "--hidden-size", "16", "--batch-size", "4"]
+    done = run_script(script, *args, "--bptt", "8", "--steps", "3", "--warmup", "1", "--repeats", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["tokens_per_second"]["plain"] > 0 and result["tokens_per_second"]["lightning"] > 0
+    assert result["model"]["adaptive_cutoffs"] == [50] and len(result["runs"]["plain"]) == 1
