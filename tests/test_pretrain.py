@@ -97,6 +97,27 @@ def test_resume_trains_on_and_refuses_other_settings(pretrained: Path, tmp_path:
     assert metrics["epochs"] == 2 and metrics["global_steps"] == 2 * steps
 
 
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path: Path) -> None:
+    """SIGKILL after step 13; the resume from the step-10 checkpoint skips the trained windows, carries on
+    the saved state (and RNG) and ends with the weights the run without the kill ended with."""
+    env = {"SEQSENT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).parent)}
+    run = [*SMALL, "trainer.max_epochs=1", "callbacks.step_checkpoint.every_n_train_steps=5"]
+    whole = run_module("seqsent.pretrain", *run, f"hydra.run.dir={tmp_path / 'a'}", env=env, cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    kill = ["+callbacks.kill._target_=faults.KillAt", "+callbacks.kill.at_step=13"]
+    killed = run_module("seqsent.pretrain", *run, *kill, f"hydra.run.dir={tmp_path / 'k'}", env=env, cwd=tmp_path)
+    assert killed.returncode < 0, killed.stderr[-2000:]
+    last = tmp_path / "k" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 10 and "seqsent_lm_state" in saved
+    resumed = run_module("seqsent.pretrain", *run, f"ckpt_path={last}", env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    final = [torch.load(tmp_path / r / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for r in "ak"]
+    assert final[0].keys() == final[1].keys()
+    for name, tensor in final[0].items():
+        assert torch.equal(tensor, final[1][name]), name
+
+
 def composed(*overrides: str, run_dir: Path | str = "/tmp/x"):
     """The pretrain config as a run sees it (Hydra's run config set)."""
     register_resolvers()
