@@ -366,14 +366,19 @@ class SequenceClassifier(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- checkpoints carry the text pipeline -------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.check_finite()  # raising here writes no file: the last checkpoint on disk stays the last good one
+    def _save_preprocessing(self, checkpoint: dict[str, Any]) -> None:
+        """Check the run is finite (raising here writes no file: the last checkpoint on disk stays the
+        last good one), then put the text pipeline (this module's, else the datamodule's) into `checkpoint`."""
+        self.check_finite()
         prep = self.preprocessing
         trainer = self._trainer
         if prep is None and trainer is not None and hasattr(trainer.datamodule, "preprocessing"):
             prep = trainer.datamodule.preprocessing()
         if prep is not None:
             checkpoint[PREPROCESSING_KEY] = dict(prep)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._save_preprocessing(checkpoint)
         if self.val_acc_best.update_count:
             checkpoint[BEST_KEY] = float(self.val_acc_best.compute())
         checkpoint[FORMAT_KEY] = FORMAT

@@ -247,6 +247,7 @@ class LanguageModel(L.LightningModule):
     check_finite = SequenceClassifier.check_finite
     on_train_batch_end = SequenceClassifier.on_train_batch_end
     on_train_end = SequenceClassifier.on_train_end
+    _save_preprocessing = SequenceClassifier._save_preprocessing
 
     def forward(self, inputs: Tensor, targets: Tensor, hidden: list[State] | None = None) -> tuple[Tensor, list[State]]:
         return self.net(inputs, targets, hidden)
@@ -308,13 +309,7 @@ class LanguageModel(L.LightningModule):
 
     # -- checkpoints carry the vocabulary and the carried state ---------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.check_finite()  # raising here writes no file: the last checkpoint on disk stays the last good one
-        prep = self.preprocessing
-        trainer = self._trainer
-        if prep is None and trainer is not None and hasattr(trainer.datamodule, "preprocessing"):
-            prep = trainer.datamodule.preprocessing()
-        if prep is not None:
-            checkpoint[PREPROCESSING_KEY] = dict(prep)
+        self._save_preprocessing(checkpoint)
         if self._train_state is not None:
             checkpoint[STATE_KEY] = [[h.cpu(), c.cpu()] for h, c in self._train_state]
         checkpoint[LM_FORMAT_KEY] = LM_FORMAT
