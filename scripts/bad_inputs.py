@@ -38,6 +38,8 @@ HEADER = [
 ]
 SMALL_MODEL = ["model.encoder.hidden_size=8", "model.embed_dim=8", "model.bigram_buckets=512"]
 TINY = ["data=synthetic", "data.n_train=200", "data.n_test=50", *SMALL_MODEL]
+TINY_LM = ["data=synthetic", "data.n_train=200", "data.n_test=50", "lm.embed_dim=16", "lm.hidden_size=8"]
+TINY_LM += ["lm_data.batch_size=4", "lm_data.bptt=12"]
 TOY_MODULE = 'class Broken:\n    def __init__(self, **kwargs):\n        raise ValueError("a bug in my module")\n'
 
 
@@ -67,6 +69,15 @@ def make_fixtures(root: Path) -> dict[str, Path]:
     if good.returncode:
         raise SystemExit(f"the tiny training run failed:\n{good.stderr[-3000:]}")
     ckpt = root / "good" / "checkpoints" / "last.ckpt"
+    stopped = [*TINY, "callbacks=[default,early_stopping]", "callbacks.early_stopping.patience=0"]
+    stopped += ["callbacks.early_stopping.min_delta=1.0", "trainer.max_epochs=4"]  # no gain is ever enough
+    if run(["seqsent.train", *stopped, f"hydra.run.dir={root / 'stopped'}"], root).returncode:
+        raise SystemExit("the tiny early-stopped run failed")
+    if run(["seqsent.pretrain", *TINY_LM, "trainer.max_epochs=1", f"hydra.run.dir={root / 'lm'}"], root).returncode:
+        raise SystemExit("the tiny language model run failed")
+    no_wandb = root / "no_wandb" / "wandb-0.0.1.dist-info"  # found first on PYTHONPATH: as if wandb were too old
+    no_wandb.mkdir(parents=True)
+    (no_wandb / "METADATA").write_text("Metadata-Version: 2.1\nName: wandb\nVersion: 0.0.1\n")
     (files / "truncated.ckpt").write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     (files / "notes.ckpt").write_text("just text\n")
     (files / "empty.txt").write_text("\n   \n")
@@ -80,15 +91,23 @@ def make_fixtures(root: Path) -> dict[str, Path]:
     del garbled[FORMAT_KEY]
     torch.save(garbled, files / "old.ckpt")  # as seqsent 0.1 wrote them
     (root / "toymod.py").write_text(TOY_MODULE)  # importable: python -m puts the working dir first
-    return {**paths, "ckpt": ckpt, "good": root / "good"}
+    return {
+        **paths,
+        "ckpt": ckpt,
+        "good": root / "good",
+        "stopped": root / "stopped",
+        "no_wandb": no_wandb.parent,
+        "lm": root / "lm" / "checkpoints" / "last.ckpt",
+    }
 
 
-def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+def run(args: list[str], cwd: Path, extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | dict(extra_env or {})
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
-def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]]]:
+def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]] | tuple[str, list[str], dict[str, str]]]:
+    """(what the case is, the command after `python -m`[, environment variables it runs with])."""
     d, ckpt = f["files"], f["ckpt"]
     train = ["seqsent.train", "hydra.run.dir=scratch_run"]
     return [
@@ -142,6 +161,36 @@ def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]]]:
             "resume a finished run",
             ["seqsent.train", *TINY, "trainer.max_epochs=1", f"hydra.run.dir={f['good']}", f"ckpt_path={ckpt}"],
         ),
+        (
+            "resume a run early stopping ended",
+            [
+                *train,
+                *TINY,
+                "callbacks=[default,early_stopping]",
+                f"ckpt_path={f['stopped'] / 'checkpoints/last.ckpt'}",
+            ],
+        ),
+        (
+            "`logger=wandb` without (a recent enough) wandb",
+            [*train, *TINY, "logger=wandb"],
+            {"PYTHONPATH": str(f["no_wandb"])},
+        ),
+        (
+            "lr_find: an empty range (min_lr above max_lr)",
+            ["seqsent.lr_find", *TINY, "lr_find.min_lr=1", "lr_find.max_lr=0.1"],
+        ),
+        ("pretrain: `lm_data.bptt=1`", ["seqsent.pretrain", "hydra.run.dir=scratch_run", *TINY_LM, "lm_data.bptt=1"]),
+        (
+            "pretrain: `lm_data.direction=sideways`",
+            ["seqsent.pretrain", "hydra.run.dir=scratch_run", *TINY_LM, "lm_data.direction=sideways"],
+        ),
+        ("fine-tune from a classifier checkpoint", [*train, *TINY, f"model.pretrained={ckpt}"]),
+        (
+            "fine-tune with another `data.vocab_size`",
+            [*train, *TINY, "data.vocab_size=5000", f"model.pretrained={f['lm']}"],
+        ),
+        ("eval a language model checkpoint", ["seqsent.eval", f"ckpt_path={f['lm']}"]),
+        ("word vectors file that does not exist", [*train, *TINY, f"model.pretrained_embeddings={d / 'none.txt'}"]),
         ("eval into a training run's directory", ["seqsent.eval", f"ckpt_path={ckpt}", f"hydra.run.dir={f['good']}"]),
         ("eval without `ckpt_path=`", ["seqsent.eval"]),
         ("eval with a bare checkpoint path", ["seqsent.eval", f"ckpt_path={ckpt}", str(ckpt)]),
@@ -202,10 +251,10 @@ def catalogue(tmp: Path) -> str:
     fixtures = make_fixtures(tmp)
     all_cases = cases(fixtures)
     rows = list(HEADER)
-    for i, (name, argv) in enumerate(all_cases, 1):
+    for i, (name, argv, *env) in enumerate(all_cases, 1):
         argv = [a.replace("hydra.run.dir=scratch_run", f"hydra.run.dir=scratch_run_{i}") for a in argv]
         before = digests(tmp)
-        proc = run(argv, tmp)
+        proc = run(argv, tmp, *env)
         after = digests(tmp)
         changed = sorted(p for p, digest in before.items() if after.get(p) != digest)
         shown = "<br>".join(map(code, message(proc)))
