@@ -55,7 +55,25 @@ NOT_IN_CACHE_KEY = (
 )
 
 
-class TextClassificationDataModule(L.LightningDataModule):
+class CachedDataModule(L.LightningDataModule):
+    """A data module whose `_prepare()` builds (or loads) its encoded cache entry, and whose `setup` sets
+    `self.data` from it; `prepare_data` builds the entry once and times it."""
+
+    data: Prepared | None = None
+
+    def _prepare(self) -> Prepared:
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        """Build the vocabulary and the encoded cache on disk (one process; assigns no state)."""
+        if self.data is not None:  # set up already (trainer.test after fit): keying on its vocabulary would re-encode
+            return
+        start = time.perf_counter()
+        self._prepare()
+        PREP_TIMES[id(self)] = time.perf_counter() - start
+
+
+class TextClassificationDataModule(CachedDataModule):
     """A text-classification dataset (Hub id, local parquet/CSV/JSON-lines files or aclImdb tree) as
     train/val/test DataLoaders.
 
@@ -161,15 +179,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             settings["tokenizer_json"] = hashlib.sha256(settings["tokenizer_json"].encode()).hexdigest()
         return settings
 
-    # -- Lightning hooks -------------------------------------------------------------------
-    def prepare_data(self) -> None:
-        """Build the vocabulary and the encoded cache on disk (one process; assigns no state)."""
-        if self.data is not None:  # set up already (trainer.test after fit): keying on its vocabulary would re-encode
-            return
-        start = time.perf_counter()
-        self._prepare()
-        PREP_TIMES[id(self)] = time.perf_counter() - start
-
+    # -- Lightning hooks (prepare_data: CachedDataModule's) --------------------------------------
     def setup(self, stage: str | None = None) -> None:
         """Load the cached encoding and make the splits (every process)."""
         if self.data is not None:

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from tokenizers import Tokenizer
@@ -37,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from seqsent.data.batching import Batch
 from seqsent.data.cache import EncodedSplit, Prepared, prepare, split_indices
-from seqsent.data.datamodule import PREP_TIMES, TextClassificationDataModule
+from seqsent.data.datamodule import PREP_TIMES, CachedDataModule, TextClassificationDataModule
 from seqsent.data.soft_labels import drop_known, review_keys
 from seqsent.data.sources import UNLABELED, Split
 from seqsent.data.synthetic import GeneratedDataModule
@@ -168,7 +167,7 @@ def _only(items: list[Batch]) -> Batch:
     return items[0]
 
 
-class LanguageModelDataModule(L.LightningDataModule):
+class LanguageModelDataModule(CachedDataModule):
     """A language model's train and held-out token streams from the `classifier` data module's dataset (its
     source, splits and validation split; not set up). See the module docstring for the text and the batches.
 
@@ -242,15 +241,7 @@ class LanguageModelDataModule(L.LightningDataModule):
             "tokenizer_json": given,
         }
 
-    # -- Lightning hooks -------------------------------------------------------------------
-    def prepare_data(self) -> None:
-        """Build the vocabulary and the encoded cache on disk (one process; assigns no state)."""
-        if self.data is not None:
-            return
-        start = time.perf_counter()
-        self._prepare()
-        PREP_TIMES[id(self)] = time.perf_counter() - start
-
+    # -- Lightning hooks (prepare_data: CachedDataModule's) --------------------------------------
     def setup(self, stage: str | None = None) -> None:
         """Load the cached encoding, drop the classifier's validation and test reviews, hold out documents."""
         if self.data is not None:
