@@ -66,3 +66,16 @@ def write_topics(folder: Path, columns: tuple[str, str] = ("question", "topic"),
                 words = rng.choices(filler, k=5) + rng.choices(TOPICS[topic].split(), k=2)
                 rng.shuffle(words)
                 writer.writerow([" ".join(words), topic if names else i % 3])
+
+
+def execute_notebook(path: Path) -> tuple[list[dict], str]:
+    """Run the notebook at `path` top to bottom in its own folder: every code cell's outputs, and their
+    text (stream output and markdown) joined."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    return outputs, text

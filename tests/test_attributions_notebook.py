@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import run_module
+from helpers import execute_notebook, run_module
 from test_notebook import SWEEP_ARGS
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "rnn_vs_lstm_attributions.ipynb"
@@ -33,18 +33,9 @@ def test_committed_notebook_has_no_outputs() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("captum") is None, reason="needs captum: pip install 'seqsent[explain]'")
 def test_notebook_runs_on_two_checkpoints(checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    import nbformat
-    from nbclient import NotebookClient
-
     monkeypatch.setenv("SEQSENT_RNN_CKPT", str(checkpoints["rnn"]))
     monkeypatch.setenv("SEQSENT_LSTM_CKPT", str(checkpoints["lstm"]))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    )
-    client.execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    outputs, text = execute_notebook(NOTEBOOK)
     pages = "\n".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
     assert f"RNN   rnn        {checkpoints['rnn']}" in text and f"LSTM  lstm       {checkpoints['lstm']}" in text
     assert text.count("largest |delta|") == 2 and "over 13 reviews" in text

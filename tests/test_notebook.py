@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import TINY_BIGRAMS, run_module
+from helpers import TINY_BIGRAMS, execute_notebook, run_module
 
 from seqsent.compare import load_runs, summarize
 
@@ -58,17 +58,8 @@ def test_compare_reads_a_real_sweep(sweep_dir: Path) -> None:
 
 
 def test_notebook_runs_against_the_sweep(sweep_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import nbformat
-    from nbclient import NotebookClient
-
     monkeypatch.setenv("SEQSENT_SWEEP_DIR", str(sweep_dir))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    )
-    client.execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    outputs, text = execute_notebook(NOTEBOOK)
     assert str(sweep_dir) in text
     assert "| rnn | 1 | 0 |" in text and "| lstm | 1 | 0 |" in text
     assert "Absolutely wonderful" in text and text.count("val/acc_best") >= 2
