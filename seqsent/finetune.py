@@ -50,27 +50,30 @@ class LanguageModelCheckpoint:
     embed_dim: int
     encoder: dict[str, Any]  # the awd_lstm encoder spec of its sizes, dropouts and direction, concat pooling
     weights: dict[str, Tensor] = field(repr=False)  # keyed as in `TextClassifierNet`: embedding.*, encoder.*
+    source: str = "model.pretrained"  # the setting that named it (in error messages)
+    hyper_parameters: dict[str, Any] = field(default_factory=dict, repr=False)  # its LanguageModel's settings
+    decoder: dict[str, Tensor] = field(default_factory=dict, repr=False)  # its other weights (the output layer)
 
 
-def read_language_model(path: str | Path) -> LanguageModelCheckpoint:
-    """The language model checkpoint at `path`; a one-line `SeqsentError` for anything else (a classifier's
-    checkpoint included)."""
+def read_language_model(path: str | Path, source: str = "model.pretrained") -> LanguageModelCheckpoint:
+    """The language model checkpoint at `path` (named by the setting `source`); a one-line `SeqsentError` for
+    anything else (a classifier's checkpoint included)."""
     if not Path(path).expanduser().is_file():
         raise SeqsentError(
-            f"model.pretrained: checkpoint {missing(path)}: pass a language model checkpoint written by python -m "
+            f"{source}: checkpoint {missing(path)}: pass a language model checkpoint written by python -m "
             "seqsent.pretrain (<its run dir>/checkpoints/<name>.ckpt)"
         )
     ckpt = read_checkpoint(path)
     if LM_FORMAT_KEY not in ckpt:  # read_checkpoint checked the format of either kind
         raise SeqsentError(
-            f"model.pretrained={path} is a classifier checkpoint (seqsent.train), not a language model: pass one "
+            f"{source}={path} is a classifier checkpoint (seqsent.train), not a language model: pass one "
             "written by python -m seqsent.pretrain"
         )
     hp, prep = ckpt["hyper_parameters"], ckpt.get(PREPROCESSING_KEY)
     weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     embedding = weights.get("embedding.weight")
     if not isinstance(prep, dict) or not isinstance(prep.get("tokenizer_json"), str) or embedding is None:
-        raise SeqsentError(f"model.pretrained={path} is damaged: no vocabulary or no embedding weights in it")
+        raise SeqsentError(f"{source}={path} is damaged: no vocabulary or no embedding weights in it")
     direction = prep.get("direction", hp.get("direction", "forward"))
     vocab_size, embed_dim = embedding.shape
     encoder = {
@@ -92,6 +95,9 @@ def read_language_model(path: str | Path) -> LanguageModelCheckpoint:
         embed_dim=int(embed_dim),
         encoder=encoder,
         weights={k: v for k, v in weights.items() if k.startswith(COPIED)},
+        source=source,
+        hyper_parameters=dict(hp),
+        decoder={k: v for k, v in weights.items() if not k.startswith(COPIED)},
     )
 
 
@@ -114,7 +120,7 @@ def configure(cfg: DictConfig, lm: LanguageModelCheckpoint, explicit: set[str]) 
             f"model/encoder={ENCODER}"
         )
     for key in ("vocab_size", "embed_dim"):
-        _check_same(f"model.{key}", model.get(key), getattr(lm, key), explicit, lm)
+        check_same(f"model.{key}", model.get(key), getattr(lm, key), explicit, lm)
     for key in WITHOUT:
         if f"model.{key}" in explicit and model.get(key):
             raise SeqsentError(
@@ -139,11 +145,11 @@ def check_vocabulary(data: DictConfig, lm: LanguageModelCheckpoint, explicit: se
             f"data.punctuation={data.punctuation} but the language model {lm.path} was trained with "
             f"data.punctuation={lm.punctuation}: use data.punctuation={lm.punctuation} (its vocabulary)"
         )
-    _check_same("data.vocab_size", data.get("vocab_size"), lm.vocab_size, explicit, lm)
+    check_same("data.vocab_size", data.get("vocab_size"), lm.vocab_size, explicit, lm)
     if data.get("tokenizer_json") is not None and data.tokenizer_json != lm.tokenizer_json:
         raise SeqsentError(
             f"data.tokenizer_json is another vocabulary than the language model {lm.path}'s: leave it unset "
-            "(model.pretrained gives the language model's)"
+            f"({lm.source} gives the language model's)"
         )
 
 
@@ -156,7 +162,7 @@ def encoder_spec(configured: DictConfig, lm: LanguageModelCheckpoint, explicit: 
     for key in configured:
         name = f"model.encoder.{key}"
         if key in FIXED and name in explicit:
-            _check_same(name, configured[key], lm.encoder[key], explicit, lm)
+            check_same(name, configured[key], lm.encoder[key], explicit, lm)
         elif key in CHOSEN and (awd or name in explicit):
             spec[key] = configured[key]
         elif name in explicit and key not in FIXED + CHOSEN:
@@ -167,10 +173,10 @@ def encoder_spec(configured: DictConfig, lm: LanguageModelCheckpoint, explicit: 
     return spec
 
 
-def _check_same(name: str, configured: Any, given: Any, explicit: set[str], lm: LanguageModelCheckpoint) -> None:
+def check_same(name: str, configured: Any, given: Any, explicit: set[str], lm: LanguageModelCheckpoint) -> None:
     if name in explicit and configured != given:
         raise SeqsentError(
-            f"{name}={configured} but the language model {lm.path} has {given}: drop {name} (model.pretrained "
+            f"{name}={configured} but the language model {lm.path} has {given}: drop {name} ({lm.source} "
             f"sets it) or pass {name}={given}"
         )
 

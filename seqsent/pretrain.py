@@ -5,6 +5,7 @@
     python -m seqsent.pretrain lm_data.direction=backward        # the backward model (each review reversed)
     python -m seqsent.pretrain data=synthetic trainer.max_epochs=1   # a smoke run on generated reviews
     python -m seqsent.pretrain ckpt_path=RUN/checkpoints/last.ckpt   # resume RUN in place
+    python -m seqsent.pretrain data=sst2 init_from=RUN/checkpoints/<best>.ckpt   # go on on another dataset's text
     python -m seqsent.train model.pretrained=RUN/checkpoints/<best>.ckpt   # then fine-tune a classifier
 
 The text is the classifier's training part and the unlabeled reviews, never its validation or test reviews
@@ -14,6 +15,10 @@ The text is the classifier's training part and the unlabeled reviews, never its 
 perplexity, and the last epoch's `val/ppl`; tokens per second, seconds, the text's statistics). The held-out
 text is documents of the language model's own text, never the classifier's validation or test reviews.
 Returns `optimized_metric`.
+
+`init_from=LM.ckpt` starts from a language model's weights instead of a fresh one and keeps its vocabulary, sizes
+and direction (ULMFiT's second stage: the language model fine-tuned on the target dataset's text before the
+classifier is); the command's `lm.*` settings other than the sizes (dropouts, rates, schedule) apply.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seqsent.allocator import keep_freed_memory
 from seqsent.data.lm import LanguageModelDataModule
 from seqsent.errors import SeqsentError, report_job_errors
+from seqsent.finetune import LanguageModelCheckpoint, check_same, check_vocabulary, override_keys, read_language_model
 from seqsent.reliability import DATA_KEY
 from seqsent.train import (
     SPEED_ONLY_DATA,
@@ -47,12 +54,15 @@ register_resolvers()
 
 SPEED_ONLY_LM_DATA = ("cache_dir",)  # lm_data settings a resume may change
 SHOWN = ("val/ppl_best", "val/ppl")  # in the final summary
+# the language model settings init_from's checkpoint decides
+ARCHITECTURE = ("vocab_size", "embed_dim", "hidden_size", "num_layers", "tie_weights", "adaptive_cutoffs", "pad_id")
 
 
 @report_job_errors
 def pretrain(cfg: DictConfig) -> dict:
     """Fit the language model, write `metrics.json`; returns the metrics."""
     keep_freed_memory()
+    start = start_from(cfg)  # before the run's config is recorded: init_from decides the vocabulary and sizes
     run_dir, first = begin_run(cfg)
     ckpt_path = resolve_resume(cfg, run_dir, lm_setting_changes)
     record_run(cfg, run_dir, first, ckpt_path)
@@ -62,6 +72,10 @@ def pretrain(cfg: DictConfig) -> dict:
     model = instantiate(cfg.lm, **lm_settings(cfg.lm, vocabulary_size(datamodule, cfg.lm.get("vocab_size"))))
     if first:
         print(datamodule.summary(), flush=True)
+    if start is not None and ckpt_path is None:  # a resumed run's weights come from its checkpoint
+        model.net.load_state_dict(start.weights | start.decoder)
+        count = sum(v.numel() for v in model.net.parameters())
+        print(f"init_from: all {count:,} weights from the {start.direction} language model {start.path}", flush=True)
     trainer, loggers, train_seconds = fit_run(cfg, model, datamodule, run_dir, ckpt_path, first, section="lm")
     checkpoint = trainer.checkpoint_callback
     best_score = getattr(checkpoint, "best_model_score", None)
@@ -79,6 +93,32 @@ def pretrain(cfg: DictConfig) -> dict:
         notes.append(f"fine-tune: python -m seqsent.train model.pretrained={metrics['best_ckpt']}")
     finish_run(trainer, loggers, metrics, run_dir, lambda hints: summary(metrics, run_dir, hints, SHOWN, notes))
     return metrics
+
+
+def start_from(cfg: DictConfig) -> LanguageModelCheckpoint | None:
+    """The language model of `init_from` (None without one), with `cfg` made its: its vocabulary
+    (`data.tokenizer_json`), `lm_data.vocab_size`, `lm_data.direction` and the `ARCHITECTURE` settings of `lm`.
+    A data setting that changes its vocabulary, or one of these the command sets otherwise, is a one-line error."""
+    path = cfg.get("init_from")
+    if not path:
+        return None
+    lm = read_language_model(path, source="init_from")
+    explicit = override_keys(HydraConfig.get().overrides.task) if HydraConfig.initialized() else set()
+    check_vocabulary(cfg.data, lm, explicit)
+    recorded = {key: lm.hyper_parameters[key] for key in ARCHITECTURE}
+    recorded["adaptive_cutoffs"] = list(recorded["adaptive_cutoffs"])
+    check_same("lm_data.direction", cfg.lm_data.direction, lm.direction, explicit, lm)
+    check_same("lm_data.vocab_size", cfg.lm_data.vocab_size, lm.vocab_size, explicit, lm)
+    for key, value in recorded.items():
+        configured = cfg.lm.get(key)
+        configured = OmegaConf.to_container(configured) if OmegaConf.is_list(configured) else configured
+        check_same(f"lm.{key}", configured, value, explicit, lm)
+    with open_dict(cfg):
+        cfg.data.tokenizer_json = lm.tokenizer_json
+        cfg.lm_data.vocab_size, cfg.lm_data.direction = lm.vocab_size, lm.direction
+        for key, value in recorded.items():
+            cfg.lm[key] = value
+    return lm
 
 
 def lm_settings(lm_cfg: DictConfig, vocab_size: int) -> dict[str, Any]:

@@ -150,6 +150,60 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path, override: str, message
     assert isinstance(err, SeqsentError) and message in str(err) and "\n" not in str(err), repr(err)
 
 
+def test_init_from_goes_on_from_a_language_model_on_other_text(pretrained: Path, tmp_path: Path) -> None:
+    """ULMFiT's second stage: the language model trained on on other reviews (another data seed), with its
+    vocabulary, sizes and weights; at a negligible rate it ends where it started, so it started there."""
+    best = json.loads((pretrained / "metrics.json").read_text())["best_ckpt"]
+    run = [
+        "data=synthetic", "data.n_train=400", "data.n_test=100", "data.data_seed=7", "lm_data.batch_size=8",
+        "lm_data.bptt=16", "lm.scheduler=none", "lm.lr=1e-12", "lm.weight_decay=0", "trainer.max_epochs=1",
+    ]  # fmt: skip
+    env = {"SEQSENT_CACHE_DIR": str(pretrained.parent / "cache")}
+    proc = run_module("seqsent.pretrain", *run, f"init_from={best}", f"hydra.run.dir={tmp_path / 'b'}", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = torch.load(best, map_location="cpu", weights_only=True)
+    after = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    count = sum(v.numel() for k, v in before["state_dict"].items() if k != "net.decoder.head.tied")
+    assert f"init_from: all {count:,} weights from the forward language model" in proc.stdout
+    prep = "seqsent_preprocessing"
+    assert after[prep]["tokenizer_json"] == before[prep]["tokenizer_json"]  # its vocabulary, not one built anew
+    for key in ("vocab_size", "embed_dim", "hidden_size", "num_layers", "adaptive_cutoffs"):
+        assert after["hyper_parameters"][key] == before["hyper_parameters"][key], key  # not lm=small's sizes
+    assert after["state_dict"].keys() == before["state_dict"].keys()
+    for name, tensor in before["state_dict"].items():
+        torch.testing.assert_close(after["state_dict"][name], tensor, atol=1e-6, rtol=0, msg=name)
+    fresh = run_module("seqsent.pretrain", *SMALL[:-1], "data.data_seed=7", "trainer.max_epochs=1",
+                       f"hydra.run.dir={tmp_path / 'f'}", env=env)  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    trained = json.loads((tmp_path / "b" / "metrics.json").read_text())["val/ppl"]
+    assert trained < json.loads((tmp_path / "f" / "metrics.json").read_text())["val/ppl"]  # 1 epoch from scratch
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("lm.hidden_size=32", "lm.hidden_size=32 but the language model {best} has 24: drop lm.hidden_size (init_from"),
+        ("lm_data.direction=backward", "lm_data.direction=backward but the language model {best} has forward"),
+        ("data.punctuation=drop", "data.punctuation=drop but the language model {best} was trained with"),
+    ],
+)
+def test_init_from_refuses_settings_that_contradict_its_language_model(
+    pretrained: Path, tmp_path: Path, override: str, message: str
+) -> None:
+    best = json.loads((pretrained / "metrics.json").read_text())["best_ckpt"]
+    cfg = composed("data=synthetic", f"init_from={best}", override, run_dir=tmp_path)
+    with pytest.raises(SeqsentError) as info:
+        pretrain.__wrapped__(cfg)
+    assert message.format(best=best) in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "checkpoints").exists()  # refused before the run began
+
+
+def test_init_from_a_missing_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
+    cfg = composed("data=synthetic", f"init_from={tmp_path / 'none.ckpt'}", run_dir=tmp_path)
+    with pytest.raises(SeqsentError, match="init_from: checkpoint .*none.ckpt.*: pass a language model checkpoint"):
+        pretrain.__wrapped__(cfg)
+
+
 @pytest.mark.parametrize("lm", ["small", "awd_lstm"])
 def test_the_size_groups_compose_and_check_the_same_settings_a_resume_compares(lm: str) -> None:
     cfg = composed(f"lm={lm}")
