@@ -184,6 +184,14 @@ def cases(f: Mapping[str, Path]) -> list[tuple[str, list[str]] | tuple[str, list
             "pretrain: `lm_data.direction=sideways`",
             ["seqsent.pretrain", "hydra.run.dir=scratch_run", *TINY_LM, "lm_data.direction=sideways"],
         ),
+        (
+            "pretrain: `init_from=` a classifier checkpoint",
+            ["seqsent.pretrain", "hydra.run.dir=scratch_run", *TINY_LM, f"init_from={ckpt}"],
+        ),
+        (
+            "pretrain: `init_from=` with another `lm.num_layers`",
+            ["seqsent.pretrain", "hydra.run.dir=scratch_run", *TINY_LM, "lm.num_layers=2", f"init_from={f['lm']}"],
+        ),
         ("fine-tune from a classifier checkpoint", [*train, *TINY, f"model.pretrained={ckpt}"]),
         (
             "fine-tune with another `data.vocab_size`",
