@@ -33,7 +33,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seqsent.allocator import keep_freed_memory
-from seqsent.data.lm import LanguageModelDataModule
+from seqsent.data.lm import DIRECTIONS, LanguageModelDataModule
 from seqsent.errors import SeqsentError, report_job_errors
 from seqsent.finetune import LanguageModelCheckpoint, check_same, check_vocabulary, override_keys, read_language_model
 from seqsent.reliability import DATA_KEY
@@ -130,7 +130,11 @@ def lm_settings(lm_cfg: DictConfig, vocab_size: int) -> dict[str, Any]:
 
 def check_lm(cfg: DictConfig) -> None:
     """Build the language model on the meta device (no memory, no weights drawn, the random state kept), so a
-    bad `lm.*` setting is refused before the text is prepared."""
+    bad `lm.*` setting is refused before the text is prepared; `lm.direction` follows `lm_data.direction`, so that
+    one is named first."""
+    direction = cfg.lm_data.direction
+    if direction not in DIRECTIONS:
+        raise SeqsentError(f"lm_data.direction={direction!r}: use 'forward' or 'backward'")
     vocab_size = cfg.lm.get("vocab_size") or cfg.lm_data.vocab_size
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         instantiate(cfg.lm, **lm_settings(cfg.lm, vocab_size))

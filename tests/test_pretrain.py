@@ -137,6 +137,7 @@ def composed(*overrides: str, run_dir: Path | str = "/tmp/x"):
         ("lm.adaptive_cutoffs=[50,20]", "lm.adaptive_cutoffs=[50, 20]: give increasing whole numbers"),
         ("lm.vocab_size=99", "lm.vocab_size=99 but the vocabulary built on the text has 358 tokens"),
         ("lm_data.bptt=1", "lm_data.bptt=1: use a window of >= 2 tokens"),
+        ("lm_data.direction=up", "lm_data.direction='up': use 'forward' or 'backward'"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 trains nothing"),
     ],
 )
