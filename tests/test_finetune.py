@@ -33,7 +33,7 @@ from seqsent.finetune import (
     read_language_model,
 )
 from seqsent.models import SequenceClassifier, TextClassifierNet
-from seqsent.models.classifier import SlantedTriangular
+from seqsent.models.training import SlantedTriangular
 
 AWD = {"name": "awd_lstm", "hidden_size": 8, "num_layers": 2, "weight_dropout": 0.2, "hidden_dropout": 0.1}
 GROUPS = ["head", "encoder2", "encoder1", "embedding"]

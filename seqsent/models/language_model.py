@@ -24,7 +24,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -32,8 +31,8 @@ from torchmetrics import MeanMetric
 
 from seqsent.errors import SeqsentError, SettingError, check_types
 from seqsent.models.awd_lstm import AWDLSTM, State
-from seqsent.models.classifier import OPTIMIZERS, PREPROCESSING_KEY, SCHEDULERS, SequenceClassifier
 from seqsent.models.dropout import LockedDropout
+from seqsent.models.training import OPTIMIZERS, PREPROCESSING_KEY, SCHEDULERS, TrainedModule
 
 LM_FORMAT_KEY, LM_FORMAT = "seqsent_lm_format", 1
 STATE_KEY = "seqsent_lm_state"  # the carried training state, in checkpoints saved mid-epoch
@@ -183,13 +182,13 @@ def detached(state: list[State]) -> list[State]:
     return [(h.detach(), c.detach()) for h, c in state]
 
 
-class LanguageModel(L.LightningModule):
+class LanguageModel(TrainedModule):
     """`LanguageModelNet` with its training: AR/TAR, the carried state, perplexity, the optimizer.
 
     The network's arguments as `LanguageModelNet`'s; `direction` ("forward" or "backward": the data reads each
-    document reversed) is recorded for fine-tuning. Optimization as `SequenceClassifier`'s, whose methods these
-    are: `optimizer` adam|adamw, `lr`, `weight_decay`, `scheduler` (none|cosine|onecycle and the classifier's
-    others, stepped every batch), `warmup_fraction`, and per layer group rates (`lr_decay`, `layer_groups`).
+    document reversed) is recorded for fine-tuning. Optimization as `SequenceClassifier`'s (`TrainedModule`):
+    `optimizer` adam|adamw, `lr`, `weight_decay`, `scheduler` (none|cosine|onecycle|slanted, stepped every batch),
+    `warmup_fraction`, and per layer group rates (`lr_decay`, `layer_groups`).
     Logs `train/loss` and `train/ppl` (the epoch's NLL per token without AR/TAR, and its exp), `val/loss`,
     `val/ppl`.
     """
@@ -228,33 +227,13 @@ class LanguageModel(L.LightningModule):
             vocab_size, embed_dim, hidden_size, num_layers, embed_dropout, input_dropout, hidden_dropout,
             weight_dropout, output_dropout, tie_weights, adaptive_cutoffs, pad_id,
         )  # fmt: skip
-        self.preprocessing: dict[str, Any] | None = None
         self.train_loss, self.val_loss = MeanMetric(nan_strategy="disable"), MeanMetric()
         self.tokens_trained = 0  # in this process (throughput)
         self._train_state: list[State] | None = None
         self._val_state: list[State] | None = None
-        self._planned_steps: int | None = None
-        self._nonfinite_at: Tensor | None = None
-
-    # the classifier's optimization and non-finite guard, shared rather than copied
-    configure_optimizers = SequenceClassifier.configure_optimizers
-    _check_schedule_length = SequenceClassifier._check_schedule_length
-    _param_groups = SequenceClassifier._param_groups
-    _fused_optimizer_allowed = SequenceClassifier._fused_optimizer_allowed
-    _precision = SequenceClassifier._precision
-    on_before_optimizer_step = SequenceClassifier.on_before_optimizer_step
-    _note_nonfinite = SequenceClassifier._note_nonfinite
-    check_finite = SequenceClassifier.check_finite
-    on_train_batch_end = SequenceClassifier.on_train_batch_end
-    on_train_end = SequenceClassifier.on_train_end
-    _save_preprocessing = SequenceClassifier._save_preprocessing
 
     def forward(self, inputs: Tensor, targets: Tensor, hidden: list[State] | None = None) -> tuple[Tensor, list[State]]:
         return self.net(inputs, targets, hidden)
-
-    def on_train_start(self) -> None:
-        self._nonfinite_at = None
-        self._check_schedule_length()
 
     def layer_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
         """Parameters by layer group, top first: `decoder` (with the embedding when tied), the LSTM layers top
