@@ -14,6 +14,8 @@ from lightning.pytorch.callbacks import Callback
 class KillAt(Callback):
     def __init__(self, at_step: int, sig: str = "SIGKILL") -> None:
         self.at_step, self.sig = at_step, signal.Signals[sig]
+        if self.sig == signal.SIGINT:  # a background job (`cmd &` in a script) starts with SIGINT ignored: a
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # terminal's Ctrl-C reaches Python's handler
 
     def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
         if trainer.global_step == self.at_step:
