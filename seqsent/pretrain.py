@@ -33,7 +33,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seqsent.allocator import keep_freed_memory
-from seqsent.data.lm import DIRECTIONS, LanguageModelDataModule
+from seqsent.data.lm import LanguageModelDataModule
 from seqsent.errors import SeqsentError, report_job_errors
 from seqsent.finetune import LanguageModelCheckpoint, check_same, check_vocabulary, override_keys, read_language_model
 from seqsent.reliability import DATA_KEY
@@ -67,8 +67,9 @@ def pretrain(cfg: DictConfig) -> dict:
     ckpt_path = resolve_resume(cfg, run_dir, lm_setting_changes)
     record_run(cfg, run_dir, first, ckpt_path)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    check_lm(cfg)
+    # the text's settings first (their checks name lm_data.direction, which lm.direction follows), then the model's
     datamodule = instantiate(cfg.lm_data, classifier=instantiate(cfg.data))
+    check_lm(cfg)
     model = instantiate(cfg.lm, **lm_settings(cfg.lm, vocabulary_size(datamodule, cfg.lm.get("vocab_size"))))
     if first:
         print(datamodule.summary(), flush=True)
@@ -130,11 +131,7 @@ def lm_settings(lm_cfg: DictConfig, vocab_size: int) -> dict[str, Any]:
 
 def check_lm(cfg: DictConfig) -> None:
     """Build the language model on the meta device (no memory, no weights drawn, the random state kept), so a
-    bad `lm.*` setting is refused before the text is prepared; `lm.direction` follows `lm_data.direction`, so that
-    one is named first."""
-    direction = cfg.lm_data.direction
-    if direction not in DIRECTIONS:
-        raise SeqsentError(f"lm_data.direction={direction!r}: use 'forward' or 'backward'")
+    bad `lm.*` setting is refused before the text is prepared."""
     vocab_size = cfg.lm.get("vocab_size") or cfg.lm_data.vocab_size
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         instantiate(cfg.lm, **lm_settings(cfg.lm, vocab_size))
