@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import math
@@ -67,9 +68,21 @@ def write_record(cfg: DictConfig, resumed: bool = False) -> None:
     if resumed and record.is_dir():
         record = record / f"resume-{len(list(record.glob('resume-*'))) + 1}"
     record.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, record / "config.yaml")
+    OmegaConf.save(recorded_config(cfg), record / "config.yaml")
     OmegaConf.save(OmegaConf.create({"hydra": hydra_cfg}), record / "hydra.yaml")
     OmegaConf.save(hydra_cfg.overrides.task, record / "overrides.yaml")
+
+
+def recorded_config(cfg: DictConfig) -> DictConfig:
+    """`cfg` as a run's record keeps it: a vocabulary given whole in `data.tokenizer_json` (a language model's,
+    `model.pretrained` or `init_from`) as `sha256:<digest>`, so the record stays a readable page and
+    `seqsent.compare` a narrow table; the checkpoints, and the language model the record names, hold the vocabulary."""
+    given = OmegaConf.select(cfg, "data.tokenizer_json", throw_on_missing=False)
+    if not isinstance(given, str) or given.startswith("sha256:"):
+        return cfg
+    short = cfg.copy()
+    short.data.tokenizer_json = "sha256:" + hashlib.sha256(given.encode()).hexdigest()
+    return short
 
 
 def run_dir_of(ckpt_path: Any) -> Path | None:

@@ -4,6 +4,7 @@ sizes and weights taken by `python -m seqsent.train model.pretrained=LM.ckpt` (`
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 from types import SimpleNamespace
@@ -291,6 +292,18 @@ def test_fine_tuned_run_trains_groups_as_unfrozen_and_resumes(pretrained: dict[s
     assert all(torch.equal(epoch2[k], lm[k]) for k in copied if not k.startswith("encoder.layers.1."))
     assert "copied" not in pretrained["resumed"] and last["epoch"] == 2
     assert last["hyper_parameters"]["pretrained"] == str(pretrained["lm"])  # a record only: see the next test
+
+
+def test_fine_tuned_run_records_the_vocabulary_as_its_digest(pretrained: dict[str, Any]) -> None:
+    """The run's `.hydra/config.yaml` (and the resume's) names the language model and its vocabulary's sha256, not
+    the vocabulary itself; the checkpoint carries the vocabulary whole."""
+    ckpt = torch.load(pretrained["run"] / "checkpoints" / "last.ckpt", weights_only=True)
+    vocabulary = ckpt["seqsent_preprocessing"]["tokenizer_json"]
+    digest = "sha256:" + hashlib.sha256(vocabulary.encode()).hexdigest()
+    for record in (pretrained["run"] / ".hydra", pretrained["run"] / ".hydra" / "resume-1"):
+        cfg = OmegaConf.load(record / "config.yaml")
+        assert cfg.data.tokenizer_json == digest and cfg.model.pretrained == str(pretrained["lm"]), record
+        assert vocabulary[:40] not in (record / "config.yaml").read_text()
 
 
 def test_fine_tuned_checkpoint_loads_without_the_language_model(pretrained: dict[str, Any], tmp_path: Path) -> None:

@@ -168,6 +168,8 @@ def test_init_from_goes_on_from_a_language_model_on_other_text(pretrained: Path,
     assert f"init_from: all {count:,} weights from the forward language model" in proc.stdout
     prep = "seqsent_preprocessing"
     assert after[prep]["tokenizer_json"] == before[prep]["tokenizer_json"]  # its vocabulary, not one built anew
+    recorded = (tmp_path / "b" / ".hydra" / "config.yaml").read_text()  # the vocabulary's digest, not the vocabulary
+    assert "tokenizer_json: sha256:" in recorded and before[prep]["tokenizer_json"][:40] not in recorded
     for key in ("vocab_size", "embed_dim", "hidden_size", "num_layers", "adaptive_cutoffs"):
         assert after["hyper_parameters"][key] == before["hyper_parameters"][key], key  # not lm=small's sizes
     assert after["state_dict"].keys() == before["state_dict"].keys()
