@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import math
@@ -77,11 +76,13 @@ def recorded_config(cfg: DictConfig) -> DictConfig:
     """`cfg` as a run's record keeps it: a vocabulary given whole in `data.tokenizer_json` (a language model's,
     `model.pretrained` or `init_from`) as `sha256:<digest>`, so the record stays a readable page and
     `seqsent.compare` a narrow table; the checkpoints, and the language model the record names, hold the vocabulary."""
+    from seqsent.data.vocab import vocabulary_digest  # lazily, as register_resolvers imports seqsent.data
+
     given = OmegaConf.select(cfg, "data.tokenizer_json", throw_on_missing=False)
     if not isinstance(given, str) or given.startswith("sha256:"):
         return cfg
     short = cfg.copy()
-    short.data.tokenizer_json = "sha256:" + hashlib.sha256(given.encode()).hexdigest()
+    short.data.tokenizer_json = "sha256:" + vocabulary_digest(given)
     return short
 
 

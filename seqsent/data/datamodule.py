@@ -9,7 +9,6 @@ batch = next(iter(dm.train_dataloader()))  # {"tokens": (B, T), "lengths": (B,),
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import multiprocessing
 import time
@@ -33,7 +32,7 @@ from seqsent.data.soft_labels import (
     soft_label_info,
 )
 from seqsent.data.sources import Source, Split, default_path
-from seqsent.data.vocab import PAD_ID, PUNCTUATION, encode, tokenizer_from_json, train_tokenizer
+from seqsent.data.vocab import PAD_ID, PUNCTUATION, encode, tokenizer_from_json, train_tokenizer, vocabulary_digest
 from seqsent.errors import SeqsentError, check_types
 
 PREP_TIMES: dict[int, float] = {}  # prepare_data may assign no state: its duration waits here
@@ -176,7 +175,7 @@ class TextClassificationDataModule(CachedDataModule):
         (a given vocabulary as its hash: the entry's meta.json keeps them)."""
         settings = {name: value for name, value in self.arguments.items() if name not in NOT_IN_CACHE_KEY}
         if settings["tokenizer_json"] is not None:
-            settings["tokenizer_json"] = hashlib.sha256(settings["tokenizer_json"].encode()).hexdigest()
+            settings["tokenizer_json"] = vocabulary_digest(settings["tokenizer_json"])
         return settings
 
     # -- Lightning hooks (prepare_data: CachedDataModule's) --------------------------------------

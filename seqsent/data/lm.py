@@ -20,7 +20,6 @@ batches. The windows depend only on `seed` and the epoch, and `skip_batches` res
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
 import math
 import time
@@ -40,7 +39,7 @@ from seqsent.data.datamodule import PREP_TIMES, CachedDataModule, TextClassifica
 from seqsent.data.soft_labels import drop_known, review_keys
 from seqsent.data.sources import UNLABELED, Split
 from seqsent.data.synthetic import GeneratedDataModule
-from seqsent.data.vocab import EOS, EOS_ID, PAD, UNK, UNK_ID, tokenizer_from_json, train_tokenizer
+from seqsent.data.vocab import EOS, EOS_ID, PAD, UNK, UNK_ID, tokenizer_from_json, train_tokenizer, vocabulary_digest
 from seqsent.errors import SeqsentError, check_types
 
 LM_DATA_VERSION = "lm-v1"  # in the cache key: LM entries never collide with a classifier's
@@ -230,7 +229,7 @@ class LanguageModelDataModule(CachedDataModule):
 
     def cache_settings(self) -> dict[str, Any]:
         """The cache key's settings: the classifier's data and split settings and the LM's vocabulary settings."""
-        given = self.tokenizer_json and hashlib.sha256(self.tokenizer_json.encode()).hexdigest()
+        given = self.tokenizer_json and vocabulary_digest(self.tokenizer_json)
         return {
             "kind": LM_DATA_VERSION,
             "classifier": {k: v for k, v in self.classifier.cache_settings().items() if k not in NOT_LM_KEY},

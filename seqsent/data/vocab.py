@@ -11,6 +11,7 @@ only slice the encoded arrays, so forking them after encoding needs no TOKENIZER
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from itertools import chain
@@ -61,6 +62,11 @@ def train_tokenizer(
 def _batches(texts: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(texts), size):
         yield texts[start : start + size]
+
+
+def vocabulary_digest(tokenizer_json: str) -> str:
+    """A vocabulary's sha256 (hex): how cache keys and run records name a given vocabulary."""
+    return hashlib.sha256(tokenizer_json.encode()).hexdigest()
 
 
 def tokenizer_from_json(text: str) -> Tokenizer:
