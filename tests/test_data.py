@@ -12,7 +12,15 @@ import torch
 from seqsent.data import BucketBatchSampler, Collator, IMDBDataModule, SyntheticDataModule, pad, truncate
 from seqsent.data.cache import split_indices
 from seqsent.data.synthetic import make_reviews, write_parquet_dir
-from seqsent.data.vocab import PAD_ID, UNK_ID, encode, new_tokenizer, tokenizer_from_json, train_tokenizer
+from seqsent.data.vocab import (
+    PAD_ID,
+    UNK_ID,
+    encode,
+    new_tokenizer,
+    tokenizer_from_json,
+    train_tokenizer,
+    with_detokenize,
+)
 from seqsent.errors import SeqsentError
 
 
@@ -42,6 +50,47 @@ def test_punctuation_setting_is_checked_and_keys_the_cache(imdb_dir: Path, tmp_p
     drop.setup()
     assert drop.data.built and drop.data.directory != keep.data.directory
     assert len(drop.data.splits["train"].ids) < len(keep.data.splits["train"].ids)
+
+
+PTB = "it does n't work , ca n't you see -LRB- `` i can not '' -rrb- ? gon na wan na"
+RAW = "it doesn't work, can't you see ( \"i cannot\" ) ? gonna wanna"
+
+
+def test_detokenize_ptb_reads_penn_treebank_text_as_raw_text_and_travels_in_the_json() -> None:
+    raw = train_tokenizer([RAW], vocab_size=50)  # a vocabulary built on raw text, as an IMDB language model's
+    assert raw.encode(PTB).tokens != raw.encode(RAW).tokens  # "does", "n", "'", "t" against "doesn", "'", "t"
+    vocab = raw.get_vocab()
+    ptb = with_detokenize(tokenizer_from_json(raw.to_str()), "ptb")
+    assert ptb.get_vocab() == vocab  # the same ids: a language model's embedding still fits
+    assert ptb.encode(PTB).tokens == raw.encode(RAW).tokens
+    assert "<unk>" not in ptb.encode(PTB).tokens
+    assert ptb.encode("Don't! It isn't.").tokens == raw.encode("Don't! It isn't.").tokens  # raw text unchanged
+    again = tokenizer_from_json(ptb.to_str())  # what a checkpoint carries
+    assert again.encode(PTB).ids == ptb.encode(PTB).ids
+    assert with_detokenize(again, "ptb").to_str() == again.to_str()  # rules added once only
+    assert with_detokenize(tokenizer_from_json(raw.to_str()), "none").to_str() == raw.to_str()
+    built = train_tokenizer([PTB], vocab_size=50, detokenize="ptb")  # a vocabulary built on PTB text
+    assert {"doesn", "can", "cannot", "gonna", "("} <= set(built.get_vocab()) and "n" not in built.get_vocab()
+    assert built.encode(RAW).tokens == built.encode(PTB).tokens
+
+
+def test_detokenize_setting_is_checked_keys_the_cache_and_applies_to_a_given_vocabulary(
+    imdb_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(SeqsentError, match="data.detokenize='treebank': use 'none' or 'ptb'"):
+        IMDBDataModule(path=str(imdb_dir), detokenize="treebank")
+    kwargs = {"path": str(imdb_dir), "vocab_size": 100, "cache_dir": str(tmp_path / "c")}
+    none, ptb = IMDBDataModule(**kwargs), IMDBDataModule(**kwargs, detokenize="ptb")
+    assert "detokenize" not in none.cache_settings()  # entries built before the option keep their keys
+    none.setup()
+    ptb.setup()
+    assert ptb.data.built and ptb.data.directory != none.data.directory
+    given = train_tokenizer([RAW], vocab_size=50).to_str()
+    dm = IMDBDataModule(**{**kwargs, "tokenizer_json": given}, detokenize="ptb")
+    dm.setup()
+    assert tokenizer_from_json(dm.preprocessing()["tokenizer_json"]).encode(PTB).tokens == (
+        tokenizer_from_json(given).encode(RAW).tokens
+    )
 
 
 def test_vocab_specials_size_and_frequency_order() -> None:

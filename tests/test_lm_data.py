@@ -210,6 +210,14 @@ def test_a_classifier_vocabulary_is_refused(imdb_dir: Path) -> None:
         LanguageModelDataModule(IMDBDataModule(path=str(imdb_dir), tokenizer_json=given))
 
 
+def test_detokenize_reaches_the_language_models_vocabulary(imdb_dir: Path) -> None:
+    lm = LanguageModelDataModule(IMDBDataModule(path=str(imdb_dir), detokenize="ptb"), **SMALL)
+    lm.prepare_data()
+    lm.setup("fit")
+    tok = tokenizer_from_json(lm.tokenizer_json)
+    assert tok.encode("it does n't").tokens == tok.encode("it doesn't").tokens
+
+
 REAL = real_imdb_dir()
 
 

@@ -32,7 +32,16 @@ from seqsent.data.soft_labels import (
     soft_label_info,
 )
 from seqsent.data.sources import Source, Split, default_path
-from seqsent.data.vocab import PAD_ID, PUNCTUATION, encode, tokenizer_from_json, train_tokenizer, vocabulary_digest
+from seqsent.data.vocab import (
+    DETOKENIZE,
+    PAD_ID,
+    PUNCTUATION,
+    encode,
+    tokenizer_from_json,
+    train_tokenizer,
+    vocabulary_digest,
+    with_detokenize,
+)
 from seqsent.errors import SeqsentError, check_types
 
 PREP_TIMES: dict[int, float] = {}  # prepare_data may assign no state: its duration waits here
@@ -92,6 +101,7 @@ class TextClassificationDataModule(CachedDataModule):
         vocab_size: int = 10_000,
         min_frequency: int = 1,
         punctuation: str = "keep",
+        detokenize: str = "none",
         max_len: int = 200,
         padding: str = "pre",
         truncation: str = "pre",
@@ -121,6 +131,7 @@ class TextClassificationDataModule(CachedDataModule):
         _check(vocab_size >= 3, f"data.vocab_size={vocab_size} is too small: use >= 3 (2 specials + words)")
         _check(min_frequency >= 1, f"data.min_frequency={min_frequency}: use >= 1")
         _check(punctuation in PUNCTUATION, f"data.punctuation={punctuation!r}: use 'keep' or 'drop'")
+        _check(detokenize in DETOKENIZE, f"data.detokenize={detokenize!r}: use 'none' or 'ptb' (Penn-Treebank text)")
         _check(max_len >= 1, f"data.max_len={max_len}: use a positive number of tokens, e.g. 200")
         _check(padding in SIDES, f"data.padding={padding!r}: use 'pre' or 'post'")
         _check(truncation in SIDES, f"data.truncation={truncation!r}: use 'pre' or 'post'")
@@ -142,6 +153,7 @@ class TextClassificationDataModule(CachedDataModule):
         )
         self.path = path
         self.vocab_size, self.min_frequency, self.punctuation = vocab_size, min_frequency, punctuation
+        self.detokenize = detokenize
         self.max_len, self.padding, self.truncation = max_len, padding, truncation
         self.val_fraction, self.split_seed = val_fraction, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -174,6 +186,8 @@ class TextClassificationDataModule(CachedDataModule):
         """The settings the cache key holds: every `__init__` argument but those in `NOT_IN_CACHE_KEY`
         (a given vocabulary as its hash: the entry's meta.json keeps them)."""
         settings = {name: value for name, value in self.arguments.items() if name not in NOT_IN_CACHE_KEY}
+        if settings["detokenize"] == "none":  # entries built before the option keep their keys
+            del settings["detokenize"]
         if settings["tokenizer_json"] is not None:
             settings["tokenizer_json"] = vocabulary_digest(settings["tokenizer_json"])
         return settings
@@ -271,12 +285,12 @@ class TextClassificationDataModule(CachedDataModule):
         """The vocabulary: `tokenizer_json`'s, else built on the training part (the training split less
         the validation fraction, when the data has no validation split)."""
         if self.tokenizer_json is not None:
-            return tokenizer_from_json(self.tokenizer_json)
+            return with_detokenize(tokenizer_from_json(self.tokenizer_json), self.detokenize)
         texts = raw[self.train_split].texts
         if self.val_split not in raw:
             train_idx, _ = split_indices(len(texts), self.val_fraction, self.split_seed)
             texts = [texts[i] for i in train_idx]
-        return train_tokenizer(texts, self.vocab_size, self.min_frequency, self.punctuation)
+        return train_tokenizer(texts, self.vocab_size, self.min_frequency, self.punctuation, detokenize=self.detokenize)
 
     # -- loaders ------------------------------------------------------------------------------
     @property

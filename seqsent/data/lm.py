@@ -39,7 +39,17 @@ from seqsent.data.datamodule import PREP_TIMES, CachedDataModule, TextClassifica
 from seqsent.data.soft_labels import drop_known, review_keys
 from seqsent.data.sources import UNLABELED, Split
 from seqsent.data.synthetic import GeneratedDataModule
-from seqsent.data.vocab import EOS, EOS_ID, PAD, UNK, UNK_ID, tokenizer_from_json, train_tokenizer, vocabulary_digest
+from seqsent.data.vocab import (
+    EOS,
+    EOS_ID,
+    PAD,
+    UNK,
+    UNK_ID,
+    tokenizer_from_json,
+    train_tokenizer,
+    vocabulary_digest,
+    with_detokenize,
+)
 from seqsent.errors import SeqsentError, check_types
 
 LM_DATA_VERSION = "lm-v1"  # in the cache key: LM entries never collide with a classifier's
@@ -298,10 +308,10 @@ class LanguageModelDataModule(CachedDataModule):
     def _tokenizer(self, raw: dict[str, Split]) -> Tokenizer:
         """The vocabulary (only when the cache entry is built): the given one, else built on the training
         documents less any text of the classifier's validation or test part."""
-        if self.tokenizer_json is not None:
-            return tokenizer_from_json(self.tokenizer_json)
-        self._check_unlabeled(raw)
         c = self.classifier
+        if self.tokenizer_json is not None:
+            return with_detokenize(tokenizer_from_json(self.tokenizer_json), c.detokenize)
+        self._check_unlabeled(raw)
         train = raw[c.train_split].texts
         train_idx, val_idx = self._training_rows(len(train), c.val_split in raw)
         val = raw[c.val_split].texts if c.val_split in raw else [train[i] for i in val_idx]
@@ -311,7 +321,7 @@ class LanguageModelDataModule(CachedDataModule):
         texts = [texts[i] for i in keep if texts[i] not in held]
         start = time.perf_counter()
         print(f"lm data: building a {self.vocab_size}-token vocabulary on {len(texts)} documents...", flush=True)
-        tok = train_tokenizer(texts, self.vocab_size, self.min_frequency, c.punctuation, (PAD, UNK, EOS))
+        tok = train_tokenizer(texts, self.vocab_size, self.min_frequency, c.punctuation, (PAD, UNK, EOS), c.detokenize)
         total = sum(len(split.texts) for split in raw.values())
         print(
             f"lm data: vocabulary built in {time.perf_counter() - start:.0f}s; encoding {total} texts "

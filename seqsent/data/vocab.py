@@ -1,6 +1,9 @@
 """Word-level tokenization with the `tokenizers` library.
 
-Normalization: HTML-like tags such as IMDB's `<br />` become spaces, then lowercase.
+Normalization: HTML-like tags such as IMDB's `<br />` become spaces, then lowercase. `detokenize="ptb"` first
+joins what Penn-Treebank tokenization split (SST-2's text: `does n't`, `ca n't`, `can not`, `gon na`, `-lrb-`,
+its quote pairs) back into plain text's form, so such text reads as a vocabulary built on raw text (IMDB's) reads
+its own: `doesn ' t`, not `does n ' t`.
 Pre-tokenization: `\\w+|[^\\w\\s]+`, so punctuation is split off words ("great!" -> "great", "!");
 with `punctuation="drop"` it is removed instead (words only, like the Keras IMDB dataset's word ids).
 Specials: `<pad>` = 0 and `<unk>` = 1, counted inside `vocab_size`; a language model's vocabulary adds the
@@ -25,19 +28,55 @@ TOKENIZER_VERSION = "wordlevel-v1"
 PUNCTUATION = ("keep", "drop")
 TAG_PATTERN = r"<[^<>]{0,20}>"
 PUNCT_PATTERN = r"[^\w\s]+"
+DETOKENIZE = ("none", "ptb")
+PTB_RULES = (  # (pattern, replacement), in order, ahead of the other normalization
+    (r"(?i)\s+n't\b", "n't"),
+    (r"(?i)\bcan\s+not\b", "cannot"),
+    (r"(?i)\bgon\s+na\b", "gonna"),
+    (r"(?i)\bwan\s+na\b", "wanna"),
+    (r"(?i)\bgot\s+ta\b", "gotta"),
+    (r"(?i)-lrb-", "("),
+    (r"(?i)-rrb-", ")"),
+    (r"(?i)-lsb-", "["),
+    (r"(?i)-rsb-", "]"),
+    (r"(?i)-lcb-", "{"),
+    (r"(?i)-rcb-", "}"),
+    (r"``|''", '"'),
+)
 ENCODE_BATCH = 10_000  # reviews per `encode_batch_fast` call: bounds the Encoding objects alive at once
 
 
-def new_tokenizer(punctuation: str = "keep") -> Tokenizer:
-    """An untrained word-level tokenizer with seqsent's normalization; `drop` removes punctuation.
-    The rules travel inside the tokenizer's JSON, so a checkpoint encodes raw text the same way."""
+def new_tokenizer(punctuation: str = "keep", detokenize: str = "none") -> Tokenizer:
+    """An untrained word-level tokenizer with seqsent's normalization; `drop` removes punctuation, `ptb`
+    first joins Penn-Treebank splits. The rules travel inside the tokenizer's JSON, so a checkpoint encodes
+    raw text the same way."""
     tok = Tokenizer(models.WordLevel(unk_token=UNK))
     steps = [normalizers.Replace(Regex(TAG_PATTERN), " ")]
     if punctuation == "drop":
         steps.append(normalizers.Replace(Regex(PUNCT_PATTERN), " "))
     tok.normalizer = normalizers.Sequence([*steps, normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return with_detokenize(tok, detokenize)
+
+
+def with_detokenize(tok: Tokenizer, detokenize: str) -> Tokenizer:
+    """`tok` reading text through `detokenize`'s rules first ("none": `tok` as it is). The vocabulary is
+    unchanged, so a language model's tokenizer can take them; a tokenizer that has them is returned as it is."""
+    if detokenize == "none" or PTB_RULES[0][0] in _replace_patterns(json.loads(tok.to_str())["normalizer"]):
+        return tok
+    rules = [normalizers.Replace(Regex(pattern), text) for pattern, text in PTB_RULES]
+    tok.normalizer = normalizers.Sequence([*rules, tok.normalizer] if tok.normalizer else rules)
     return tok
+
+
+def _replace_patterns(node: object) -> set[str]:
+    """The regex patterns of every Replace step in a normalizer's JSON."""
+    if isinstance(node, list):
+        return set().union(*map(_replace_patterns, node))
+    if not isinstance(node, dict):
+        return set()
+    found = {node["pattern"]["Regex"]} if node.get("type") == "Replace" and "Regex" in node["pattern"] else set()
+    return found | _replace_patterns(node.get("normalizers"))
 
 
 def train_tokenizer(
@@ -46,10 +85,11 @@ def train_tokenizer(
     min_frequency: int = 1,
     punctuation: str = "keep",
     specials: tuple[str, ...] = (PAD, UNK),
+    detokenize: str = "none",
 ) -> Tokenizer:
     """Build the vocabulary: `specials` (ids 0, 1, ... in order), then the most frequent tokens of `texts`,
     `vocab_size` in all."""
-    tok = new_tokenizer(punctuation)
+    tok = new_tokenizer(punctuation, detokenize)
     trainer = trainers.WordLevelTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(specials), show_progress=False
     )
