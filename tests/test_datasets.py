@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 
 from seqsent.data import IMDBDataModule, TextClassificationDataModule, sources
 from seqsent.data.cache import cache_key
-from seqsent.data.datamodule import NOT_IN_CACHE_KEY
+from seqsent.data.datamodule import KEYED_WHEN_SET, NOT_IN_CACHE_KEY
 from seqsent.data.soft_labels import write_soft_labels
 from seqsent.errors import SeqsentError
 from seqsent.utils import config_dir, register_resolvers
@@ -159,14 +159,16 @@ def test_hub_data_with_a_config_name(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cache_key_holds_every_setting_but_the_loader_ones(tmp_path: Path) -> None:
-    """Every `__init__` argument is in the key or named in NOT_IN_CACHE_KEY, and changing one in the key
-    changes the entry: a new setting is in the key unless someone says it does not change the data."""
+    """Every `__init__` argument is in the key, or named in NOT_IN_CACHE_KEY, or in KEYED_WHEN_SET and at its
+    value there; changing one in the key changes the entry: a new setting is in the key unless someone says it
+    does not change the data."""
     params = [p for p in inspect.signature(TextClassificationDataModule.__init__).parameters if p != "self"]
     changed = {
         "path": "elsewhere",
         "vocab_size": 50,
         "min_frequency": 2,
         "punctuation": "drop",
+        "detokenize": "ptb",
         "val_fraction": 0.1,
         "split_seed": 1,
         "tokenizer_json": "{}",
@@ -179,8 +181,8 @@ def test_cache_key_holds_every_setting_but_the_loader_ones(tmp_path: Path) -> No
         "num_classes": 3,
     }
     base = TextClassificationDataModule(path="data")
-    assert set(base.cache_settings()) | set(NOT_IN_CACHE_KEY) == set(params)
-    assert set(base.cache_settings()) == set(changed)  # a new key setting needs a changed value here
+    assert set(base.cache_settings()) | set(NOT_IN_CACHE_KEY) | set(KEYED_WHEN_SET) == set(params)
+    assert set(base.cache_settings()) | set(KEYED_WHEN_SET) == set(changed)  # a new key setting: a changed value here
     key = cache_key({"train": "f"}, base.cache_settings())
     for name, value in changed.items():
         other = TextClassificationDataModule(**{"path": "data", name: value})

@@ -61,6 +61,8 @@ NOT_IN_CACHE_KEY = (
     "cache_dir",
     "soft_labels",
 )
+# settings in the key only when they differ from these values, so entries built before the setting keep their keys
+KEYED_WHEN_SET = {"detokenize": "none"}
 
 
 class CachedDataModule(L.LightningDataModule):
@@ -183,11 +185,13 @@ class TextClassificationDataModule(CachedDataModule):
         self.data: Prepared | None = None
 
     def cache_settings(self) -> dict[str, Any]:
-        """The settings the cache key holds: every `__init__` argument but those in `NOT_IN_CACHE_KEY`
-        (a given vocabulary as its hash: the entry's meta.json keeps them)."""
-        settings = {name: value for name, value in self.arguments.items() if name not in NOT_IN_CACHE_KEY}
-        if settings["detokenize"] == "none":  # entries built before the option keep their keys
-            del settings["detokenize"]
+        """The settings the cache key holds: every `__init__` argument but those in `NOT_IN_CACHE_KEY` and those
+        at their `KEYED_WHEN_SET` value (a given vocabulary as its hash: the entry's meta.json keeps them)."""
+        settings = {
+            name: value
+            for name, value in self.arguments.items()
+            if name not in NOT_IN_CACHE_KEY and KEYED_WHEN_SET.get(name, ...) != value
+        }
         if settings["tokenizer_json"] is not None:
             settings["tokenizer_json"] = vocabulary_digest(settings["tokenizer_json"])
         return settings
