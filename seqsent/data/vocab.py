@@ -62,21 +62,11 @@ def new_tokenizer(punctuation: str = "keep", detokenize: str = "none") -> Tokeni
 def with_detokenize(tok: Tokenizer, detokenize: str) -> Tokenizer:
     """`tok` reading text through `detokenize`'s rules first ("none": `tok` as it is). The vocabulary is
     unchanged, so a language model's tokenizer can take them; a tokenizer that has them is returned as it is."""
-    if detokenize == "none" or PTB_RULES[0][0] in _replace_patterns(json.loads(tok.to_str())["normalizer"]):
+    if detokenize == "none" or json.dumps(PTB_RULES[0][0]) in tok.to_str():  # the rules, as its JSON writes them
         return tok
     rules = [normalizers.Replace(Regex(pattern), text) for pattern, text in PTB_RULES]
     tok.normalizer = normalizers.Sequence([*rules, tok.normalizer] if tok.normalizer else rules)
     return tok
-
-
-def _replace_patterns(node: object) -> set[str]:
-    """The regex patterns of every Replace step in a normalizer's JSON."""
-    if isinstance(node, list):
-        return set().union(*map(_replace_patterns, node))
-    if not isinstance(node, dict):
-        return set()
-    found = {node["pattern"]["Regex"]} if node.get("type") == "Replace" and "Regex" in node["pattern"] else set()
-    return found | _replace_patterns(node.get("normalizers"))
 
 
 def train_tokenizer(
