@@ -91,9 +91,16 @@ def pretrain(cfg: DictConfig) -> dict:
     }
     notes = [f"{metrics['tokens_per_second'] or 0:,.0f} tokens/s (validation included)"]
     if metrics["best_ckpt"]:
-        notes.append(f"fine-tune: python -m seqsent.train model.pretrained={metrics['best_ckpt']}")
+        notes.append(f"fine-tune: {fine_tune_command(cfg.lm_data.direction, metrics['best_ckpt'])}")
     finish_run(trainer, loggers, metrics, run_dir, lambda hints: summary(metrics, run_dir, hints, SHOWN, notes))
     return metrics
+
+
+def fine_tune_command(direction: str, ckpt: str) -> str:
+    """The command that fine-tunes the checkpoint `ckpt` of a `direction` language model with the ULMFiT recipe
+    (another dataset than IMDB: add data=...)."""
+    recipe = "ulmfit_imdb_backward" if direction == "backward" else "ulmfit_imdb"
+    return f"python -m seqsent.train experiment={recipe} model.pretrained={ckpt}"
 
 
 def start_from(cfg: DictConfig) -> LanguageModelCheckpoint | None:

@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from seqsent.checkpoint import load_classifier, read_checkpoint
 from seqsent.data.vocab import EOS, tokenizer_from_json
 from seqsent.errors import SeqsentError
-from seqsent.pretrain import lm_setting_changes, lm_settings, pretrain
+from seqsent.pretrain import fine_tune_command, lm_setting_changes, lm_settings, pretrain
 from seqsent.utils import config_dir, register_resolvers
 
 SMALL = [
@@ -41,7 +41,8 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         env={"SEQSENT_CACHE_DIR": str(root / "cache")}, cwd=root,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "== seqsent run finished ==" in proc.stdout and "fine-tune: python -m seqsent.train" in proc.stdout
+    assert "== seqsent run finished ==" in proc.stdout
+    assert "fine-tune: python -m seqsent.train experiment=ulmfit_imdb model.pretrained=" in proc.stdout
     return root / "run"
 
 
@@ -222,3 +223,9 @@ def test_the_size_groups_compose_and_check_the_same_settings_a_resume_compares(l
         "seqsent_data": {"data": dict(cfg.data), "lm_data": {**cfg.lm_data, "bptt": 50}},
     }
     assert lm_setting_changes(cfg, recorded) == ["lm_data.bptt=70 (checkpoint: 50)"]
+
+
+def test_the_printed_fine_tuning_command_takes_the_recipe_of_the_language_model_s_direction() -> None:
+    train = "python -m seqsent.train"
+    assert fine_tune_command("forward", "a.ckpt") == f"{train} experiment=ulmfit_imdb model.pretrained=a.ckpt"
+    assert fine_tune_command("backward", "b") == f"{train} experiment=ulmfit_imdb_backward model.pretrained=b"
